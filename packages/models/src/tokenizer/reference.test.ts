@@ -1,0 +1,146 @@
+import { createHash } from 'node:crypto';
+import fs from 'node:fs';
+import path from 'node:path';
+
+import { describe, expect, test } from 'vitest';
+
+import { SentencePieceBpeTokenizer, type GgufTokenizerData, type Llama2cTokenizerData } from './sentencepiece.js';
+
+const fixtures = path.resolve(import.meta.dirname, '../../../../../shared/fixtures');
+const stories = path.join(fixtures, 'stories260K');
+
+/** llama2.c tok*.bin: uint32 max_token_length, then per token f32 score, i32 byte length, bytes. */
+function readTok512(file: string, vocabSize: number): Llama2cTokenizerData {
+  const buffer = fs.readFileSync(file);
+  const decoder = new TextDecoder();
+  const tokens: string[] = [];
+  const scores: number[] = [];
+  let offset = 4;
+  for (let i = 0; i < vocabSize; i++) {
+    scores.push(buffer.readFloatLE(offset));
+    const length = buffer.readInt32LE(offset + 4);
+    tokens.push(decoder.decode(buffer.subarray(offset + 8, offset + 8 + length)));
+    offset += 8 + length;
+  }
+  expect(offset).toBe(buffer.length);
+  return { maxTokenLength: buffer.readUInt32LE(0), tokens, scores };
+}
+
+/** Reads the key-value section of a GGUF v3 file (enough for the tokenizer; tensors are not read). */
+function readGgufMetadata(file: string): Map<string, unknown> {
+  const buffer = fs.readFileSync(file);
+  const decoder = new TextDecoder();
+  let offset = 0;
+  const u32 = () => ((offset += 4), buffer.readUInt32LE(offset - 4));
+  const u64 = () => ((offset += 8), Number(buffer.readBigUInt64LE(offset - 8)));
+  const string = () => {
+    const length = u64();
+    offset += length;
+    return decoder.decode(buffer.subarray(offset - length, offset));
+  };
+  const value = (type: number): unknown => {
+    switch (type) {
+      case 0: return buffer.readUInt8((offset += 1) - 1);
+      case 1: return buffer.readInt8((offset += 1) - 1);
+      case 2: return buffer.readUInt16LE((offset += 2) - 2);
+      case 3: return buffer.readInt16LE((offset += 2) - 2);
+      case 4: return u32();
+      case 5: return buffer.readInt32LE((offset += 4) - 4);
+      case 6: return buffer.readFloatLE((offset += 4) - 4);
+      case 7: return buffer.readUInt8((offset += 1) - 1) !== 0;
+      case 8: return string();
+      case 9: {
+        const elementType = u32();
+        const count = u64();
+        return Array.from({ length: count }, () => value(elementType));
+      }
+      case 10: return u64();
+      case 11: return Number(buffer.readBigInt64LE((offset += 8) - 8));
+      case 12: return buffer.readDoubleLE((offset += 8) - 8);
+      default: throw new Error(`${file}: unknown GGUF value type ${type} at byte ${offset}`);
+    }
+  };
+
+  expect(buffer.toString('latin1', 0, 4)).toBe('GGUF');
+  offset = 4;
+  expect(u32()).toBe(3);
+  u64(); // tensor count
+  const kvCount = u64();
+  const metadata = new Map<string, unknown>();
+  for (let i = 0; i < kvCount; i++) {
+    const key = string();
+    metadata.set(key, value(u32()));
+  }
+  return metadata;
+}
+
+function ggufTokenizerData(file: string): GgufTokenizerData {
+  const metadata = readGgufMetadata(file);
+  return {
+    model: metadata.get('tokenizer.ggml.model') as string,
+    tokens: metadata.get('tokenizer.ggml.tokens') as string[],
+    scores: metadata.get('tokenizer.ggml.scores') as number[],
+    tokenTypes: metadata.get('tokenizer.ggml.token_type') as number[],
+    bosId: metadata.get('tokenizer.ggml.bos_token_id') as number,
+    eosId: metadata.get('tokenizer.ggml.eos_token_id') as number,
+    unkId: metadata.get('tokenizer.ggml.unknown_token_id') as number,
+    padId: (metadata.get('tokenizer.ggml.padding_token_id') as number | undefined) ?? null,
+    addBos: (metadata.get('tokenizer.ggml.add_bos_token') as boolean | undefined) ?? null,
+    addSpacePrefix: (metadata.get('tokenizer.ggml.add_space_prefix') as boolean | undefined) ?? null,
+  };
+}
+
+const llama2c = SentencePieceBpeTokenizer.fromLlama2c(readTok512(path.join(stories, 'tok512.bin'), 512));
+const gguf = SentencePieceBpeTokenizer.fromGguf(ggufTokenizerData(path.join(stories, 'stories260K.gguf')));
+const forms = [
+  ['tok512.bin', llama2c],
+  ['stories260K.gguf', gguf],
+] as const;
+
+describe('stories260K SentencePiece tokenizers', () => {
+  test('tok512.bin header and special tokens', () => {
+    const data = readTok512(path.join(stories, 'tok512.bin'), 512);
+    expect(data.maxTokenLength).toBe(7);
+    expect(data.tokens.slice(0, 4)).toEqual(['<unk>', '\n<s>\n', '\n</s>\n', '<0x00>']);
+    expect(llama2c.idToToken(1)).toBe('<s>');
+    expect(llama2c.idToToken(259)).toBe(' t');
+  });
+
+  test('GGUF vocabulary matches tok512.bin', () => {
+    expect(gguf.vocabSize).toBe(512);
+    expect([gguf.bosId, gguf.eosId, gguf.padId]).toEqual([1, 2, null]);
+    for (let id = 3; id < 512; id++) expect(gguf.idToToken(id)).toBe(llama2c.idToToken(id));
+  });
+
+  test.each(forms)('%s encodes "Once upon a time"', (_name, tokenizer) => {
+    expect(tokenizer.encode('Once upon a time')).toEqual([1, 403, 407, 261, 378]);
+  });
+});
+
+describe('llama2.c decoding of the 200-step greedy run', () => {
+  // The ids of karpathy/llama2.c test_all.py's run (`-t 0.0 -n 200`); its expected stdout is the text.
+  const ids = fs
+    .readFileSync(path.join(stories, 'REFERENCE.md'), 'utf8')
+    .split('BOS first; 200 ids total incl. BOS) are:')[1]!
+    .split('```')[1]!
+    .split(',')
+    .map((id) => Number(id.trim()));
+
+  // The list contains BOS and then 200 generated ids (the fixture's heading says "200 ids total incl.
+  // BOS", but the published text needs all 201: the last id is " she").
+  test('published ids parse', () => {
+    expect(ids.length).toBe(201);
+    expect(ids.at(-1)).toBe(358);
+    expect(ids.slice(0, 5)).toEqual([1, 403, 407, 261, 378]);
+  });
+
+  test.each(forms)('%s decodeToken reproduces the text', (_name, tokenizer) => {
+    let text = '';
+    for (let i = 1; i < ids.length; i++) text += tokenizer.decodeToken(ids[i]!, ids[i - 1]);
+
+    const bytes = Buffer.from(text, 'utf8');
+    expect(bytes.length).toBe(464);
+    expect(createHash('sha256').update(bytes).digest('hex')).toBe('beeb5cb46785efee81a8545300b31e396b595e5ce6f3b77db201545501981d14');
+    expect(tokenizer.decode(ids, { skipSpecialTokens: true })).toBe(text);
+  });
+});
