@@ -1,1 +1,10 @@
-export {};
+export * from './source.js';
+export * from './dtypes.js';
+export * from './atomic.js';
+export * from './safetensors.js';
+export * from './sharded.js';
+export * from './gguf.js';
+export * from './gguf-llama.js';
+export * from './llama2c.js';
+export * from './state.js';
+export * from './inspect.js';
