@@ -4,6 +4,8 @@ import path from 'node:path';
 
 import { describe, expect, test } from 'vitest';
 
+import { createDecodeStream } from './decode-stream.js';
+import { loadHfTokenizer } from './hf.js';
 import { SentencePieceBpeTokenizer, type GgufTokenizerData, type Llama2cTokenizerData } from './sentencepiece.js';
 
 const fixtures = path.resolve(import.meta.dirname, '../../../../../shared/fixtures');
@@ -92,10 +94,20 @@ function ggufTokenizerData(file: string): GgufTokenizerData {
 
 const llama2c = SentencePieceBpeTokenizer.fromLlama2c(readTok512(path.join(stories, 'tok512.bin'), 512));
 const gguf = SentencePieceBpeTokenizer.fromGguf(ggufTokenizerData(path.join(stories, 'stories260K.gguf')));
+const hf = await loadHfTokenizer(path.join(fixtures, 'stories260K-hf'));
 const forms = [
   ['tok512.bin', llama2c],
   ['stories260K.gguf', gguf],
+  ['tokenizer.json', hf],
 ] as const;
+
+interface ReferenceCase {
+  text: string;
+  token_ids: number[];
+}
+const referenceCases = (
+  JSON.parse(fs.readFileSync(path.join(stories, 'reference_logits.json'), 'utf8')) as { cases: ReferenceCase[] }
+).cases;
 
 describe('stories260K SentencePiece tokenizers', () => {
   test('tok512.bin header and special tokens', () => {
@@ -114,6 +126,55 @@ describe('stories260K SentencePiece tokenizers', () => {
 
   test.each(forms)('%s encodes "Once upon a time"', (_name, tokenizer) => {
     expect(tokenizer.encode('Once upon a time')).toEqual([1, 403, 407, 261, 378]);
+  });
+
+  test.each(forms)('%s encodes the needle sentence', (_name, tokenizer) => {
+    const needle = referenceCases.find((c) => c.text.startsWith('One day'))!;
+    expect(needle.text).toBe('One day, a little girl named Lily found a needle in her room.');
+    expect(needle.token_ids.length).toBe(24);
+    expect(tokenizer.encode(needle.text)).toEqual(needle.token_ids);
+  });
+
+  test.each(forms)('%s special ids', (_name, tokenizer) => {
+    expect(tokenizer.vocabSize).toBe(512);
+    expect(tokenizer.bosId).toBe(1);
+    expect(tokenizer.eosId).toBe(2);
+    expect(tokenizer.encode('', { addBos: false })).toEqual([]);
+    expect(tokenizer.encode('')).toEqual([1]);
+    expect(tokenizer.encode('Once', { addBos: false, addEos: true })).toEqual([403, 2]);
+  });
+});
+
+describe('agreement of the three forms', () => {
+  const lines = fs
+    .readFileSync(path.join(fixtures, 'corpora/tinystories_train_head.txt'), 'utf8')
+    .split('\n')
+    .slice(0, 20);
+  const nonAscii = [
+    'héllo wörld ✓ 日本語 🙂',
+    'Lily said, “Be careful!” — and smiled…',
+    '  two leading spaces, a tab\tand a newline\nhere ',
+    'Ünïcödé at the start',
+  ];
+  const texts = [...lines, ...nonAscii];
+
+  test('texts include byte fallback', () => {
+    expect(lines.filter((line) => line.length > 0).length).toBeGreaterThan(5);
+    const byteIds = llama2c.encode(nonAscii[0]!).filter((id) => id >= 3 && id <= 258);
+    expect(byteIds.length).toBeGreaterThan(10);
+  });
+
+  test.each(texts.map((text, i) => [i, text] as const))('text %i encodes alike', (_i, text) => {
+    const expected = llama2c.encode(text);
+    expect(gguf.encode(text)).toEqual(expected);
+    expect(hf.encode(text)).toEqual(expected);
+  });
+
+  test.each(texts.map((text, i) => [i, text] as const))('text %i round-trips', (_i, text) => {
+    for (const [, tokenizer] of forms) {
+      expect(tokenizer.decode(tokenizer.encode(text), { skipSpecialTokens: true })).toBe(text);
+      expect(tokenizer.decode(tokenizer.encode(text, { addBos: false }))).toBe(text);
+    }
   });
 });
 
@@ -142,5 +203,16 @@ describe('llama2.c decoding of the 200-step greedy run', () => {
     expect(bytes.length).toBe(464);
     expect(createHash('sha256').update(bytes).digest('hex')).toBe('beeb5cb46785efee81a8545300b31e396b595e5ce6f3b77db201545501981d14');
     expect(tokenizer.decode(ids, { skipSpecialTokens: true })).toBe(text);
+  });
+
+  test.each(forms)('%s decode stream reproduces the text', (_name, tokenizer) => {
+    const stream = createDecodeStream(tokenizer);
+    let text = '';
+    for (const id of ids) text += stream.push(id);
+    text += stream.flush();
+
+    const bytes = Buffer.from(text, 'utf8');
+    expect(bytes.length).toBe(464);
+    expect(createHash('sha256').update(bytes).digest('hex')).toBe('beeb5cb46785efee81a8545300b31e396b595e5ce6f3b77db201545501981d14');
   });
 });
