@@ -11,7 +11,10 @@ export interface ChatTemplateTokens {
   unk_token: string | null;
 }
 
-/** A parsed Jinja chat template, rendered with the variables transformers' `apply_chat_template` passes. */
+/**
+ * A parsed Jinja chat template, rendered with the variables that transformers' `apply_chat_template`
+ * passes: `messages`, `add_generation_prompt` and the special tokens.
+ */
 export class ChatTemplate {
   private readonly template: Template;
 
@@ -33,12 +36,9 @@ export class ChatTemplate {
         messages,
         add_generation_prompt: options.addGenerationPrompt ?? false,
         ...tokens,
-        raise_exception: (message: string) => {
-          throw new ConfigError(`${this.origin}: the chat template rejected the messages: ${message}`);
-        },
       });
     } catch (error) {
-      if (error instanceof ConfigError) throw error;
+      // This includes the template's own raise_exception(...), which @huggingface/jinja provides.
       throw new ConfigError(`${this.origin}: rendering the chat template failed: ${(error as Error).message}`);
     }
   }

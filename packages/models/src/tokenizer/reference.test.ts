@@ -145,6 +145,44 @@ describe('stories260K SentencePiece tokenizers', () => {
   });
 });
 
+/** llama2.c's merge loop as run.c writes it: rescan all pairs, merge the best, repeat. */
+function naiveLlama2cMerge(tokenizer: SentencePieceBpeTokenizer, ids: number[]): number[] {
+  const tokenIds = new Map<string, number>();
+  for (let id = 259; id < tokenizer.vocabSize; id++) tokenIds.set(tokenizer.idToToken(id), id);
+  const scores = readTok512(path.join(stories, 'tok512.bin'), 512).scores;
+  const merged = [...ids];
+  for (;;) {
+    let bestScore = -1e10;
+    let bestId = -1;
+    let bestIndex = -1;
+    for (let i = 0; i + 1 < merged.length; i++) {
+      const id = tokenIds.get(tokenizer.idToToken(merged[i]!) + tokenizer.idToToken(merged[i + 1]!));
+      if (id !== undefined && scores[id]! > bestScore) {
+        bestScore = scores[id]!;
+        bestId = id;
+        bestIndex = i;
+      }
+    }
+    if (bestIndex === -1) return merged;
+    merged.splice(bestIndex, 2, bestId);
+  }
+}
+
+test('heap merge equals the llama2.c loop', () => {
+  const text = fs.readFileSync(path.join(fixtures, 'corpora/tinyshakespeare.txt'), 'utf8').slice(0, 1500) + ' ✓ 日本';
+  const ids = llama2c.encode(text, { addBos: false });
+
+  // One symbol per character, or per byte for characters outside the vocabulary.
+  const symbols: number[] = [];
+  for (const char of ' ' + text) {
+    const piece = [...Array(512).keys()].find((id) => id >= 259 && llama2c.idToToken(id) === char);
+    if (piece !== undefined) symbols.push(piece);
+    else for (const byte of Buffer.from(char, 'utf8')) symbols.push(byte + 3);
+  }
+  expect(ids).toEqual(naiveLlama2cMerge(llama2c, symbols));
+  expect(ids.length).toBeGreaterThan(400);
+});
+
 describe('agreement of the three forms', () => {
   const lines = fs
     .readFileSync(path.join(fixtures, 'corpora/tinystories_train_head.txt'), 'utf8')
