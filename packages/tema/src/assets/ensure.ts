@@ -9,7 +9,7 @@ import { ConfigError, FormatError, TemaError } from '@tematrainer/tensor';
 
 import { type AssetEntry, type AssetManifest, loadAssetManifest } from './manifest.js';
 
-/** Where a file came from in one `ensureAssets` call. */
+/** Origin of a file in one `ensureAssets` call. */
 export type AssetSource = 'cache' | 'mirror' | 'download';
 
 /** Progress of one file; `bytesTotal` is the manifest size. */
@@ -111,7 +111,7 @@ async function ensureAsset(
   if (url === null) {
     throw new ConfigError(
       `${entry.file}: no public URL (${entry.derivedFrom ?? 'derived locally'}); ` +
-        `set TEMA_ASSETS_MIRROR or the mirror option to a folder that holds ${entry.file}` +
+        `set TEMA_ASSETS_MIRROR or the mirror option to a folder that contains ${entry.file}` +
         (mirror === null ? '' : `; the mirror ${mirror} does not`),
     );
   }
@@ -139,7 +139,7 @@ async function openDownload(entry: AssetEntry, url: string, fetchFunction: typeo
   } catch (error) {
     const reason = error instanceof Error ? error.message : String(error);
     throw new TemaError(
-      `${entry.file}: download from ${url} failed (${reason}); check the network, or set TEMA_ASSETS_MIRROR to a folder that holds the file`,
+      `${entry.file}: download from ${url} failed (${reason}); check the network, or set TEMA_ASSETS_MIRROR to a folder that contains the file`,
       { cause: error },
     );
   }

@@ -14,7 +14,7 @@ export interface AssetEntry {
   file: string;
   /** Public origin, or null for a file derived locally that only a mirror folder can supply. */
   url: string | null;
-  /** How a file without a public URL was made. */
+  /** Description of the conversion that produced a file without a public URL. */
   derivedFrom?: string;
   /** Lowercase hex SHA-256 of the file. */
   sha256: string;

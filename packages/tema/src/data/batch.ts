@@ -4,7 +4,7 @@ import { EpochOrder, type SamplerState } from './random.js';
 import type { Batch, TextTokenizer, TokenizedExample } from './types.js';
 import { IGNORE_INDEX } from './types.js';
 
-/** The id used for padding: the tokenizer's pad id, else its EOS id, else 0. */
+/** Returns the padding id: the tokenizer's pad id, else its EOS id, else 0. */
 export function paddingId(tokenizer: Pick<TextTokenizer, 'padId' | 'eosId'>): number {
   return tokenizer.padId ?? tokenizer.eosId ?? 0;
 }
@@ -89,7 +89,7 @@ export interface BatcherOptions {
 
 /**
  * Draws padded batches from tokenized examples, epoch after epoch, in a seeded order. `state`
- * holds `{epoch, position, seed}`; a batcher restored from it yields the same batches the
+ * is `{epoch, position, seed}`, and a batcher restored from it yields the batches that the
  * original would have yielded next.
  */
 export class Batcher {

@@ -16,6 +16,9 @@ export async function readCorpus(file: string): Promise<string> {
 
 /** Tokenizes a whole corpus as one document: BOS first, no EOS. */
 export function tokenizeCorpus(text: string, tokenizer: TextTokenizer): Int32Array {
+  if (tokenizer.bosId === null) {
+    throw new ConfigError('the corpus protocol starts each corpus with BOS, but the tokenizer has no BOS token');
+  }
   return Int32Array.from(tokenizer.encode(text, { addBos: true, addEos: false }));
 }
 

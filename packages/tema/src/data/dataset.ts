@@ -16,9 +16,9 @@ export interface Dataset {
 /**
  * Reads a dataset in one of trl's SFT formats.
  *
- * `.jsonl` and `.json` files hold one JSON object per line (blank lines are skipped) with the
- * fields `text`; `prompt` and `completion` as strings; `messages`; or `prompt` and `completion`
- * as message lists. Other fields are ignored. When a record has several of these, `messages`
+ * `.jsonl` and `.json` files contain one JSON object per line, and blank lines are skipped. Each
+ * object has `text`, or `prompt` and `completion` as strings, or `messages`, or `prompt` and
+ * `completion` as message lists. Other fields are ignored. When a record has several of these, `messages`
  * wins over `prompt`/`completion`, which win over `text`. A `.txt` file is one `{text}` record
  * holding the whole file, decoded as by `decodeText`.
  *

@@ -4,8 +4,8 @@ import type { ChatMessage, TextTokenizer } from './types.js';
 export const BYTE_OFFSET = 3;
 
 /**
- * A deterministic tokenizer for tests: one token per UTF-8 byte (id = byte + 3), BOS = 1,
- * EOS = 2, no pad id. Its chat template writes `<|role|>content\n` per message and
+ * Creates a deterministic tokenizer for tests: one token per UTF-8 byte (id = byte + 3), BOS = 1,
+ * EOS = 2, no pad id. Like Llama's tokenizers, it adds BOS and no EOS unless told otherwise. Its chat template writes `<|role|>content\n` per message and
  * `<|assistant|>` as the generation prompt.
  */
 export function byteTokenizer(options: { chatTemplate?: boolean } = {}): TextTokenizer {
@@ -14,7 +14,7 @@ export function byteTokenizer(options: { chatTemplate?: boolean } = {}): TextTok
     bosId: 1,
     eosId: 2,
     padId: null,
-    encode(text, { addBos = false, addEos = false } = {}) {
+    encode(text, { addBos = true, addEos = false } = {}) {
       const ids = Array.from(new TextEncoder().encode(text), (byte) => byte + BYTE_OFFSET);
       return [...(addBos ? [1] : []), ...ids, ...(addEos ? [2] : [])];
     },

@@ -52,6 +52,19 @@ describe('tokenizeExample', () => {
     expect(result.labels).toEqual([...promptIds.map(() => -100), ...byteIds('Yo\n')]);
   });
 
+  it('leaves BOS to the tokenizer', () => {
+    // Like Qwen2's tokenizer: no BOS token, EOS only on request.
+    const noBos = {
+      ...tokenizer,
+      bosId: null,
+      encode: (text: string, options: { addEos?: boolean } = {}) =>
+        tokenizer.encode(text, { addBos: false, addEos: options.addEos ?? false }),
+    };
+    const result = tokenizeExample({ prompt: 'Q:', completion: 'A' }, noBos, { maxLength: 64 });
+    expect(result.inputIds).toEqual([...byteIds('Q:A'), EOS]);
+    expect(result.labels).toEqual([-100, -100, ...byteIds('A'), EOS]);
+  });
+
   it('rejects chat data without a chat template', () => {
     const plain = byteTokenizer({ chatTemplate: false });
     expect(() => tokenizeExample({ messages: [{ role: 'user', content: 'Hi' }] }, plain, { maxLength: 8 })).toThrow(

@@ -26,9 +26,12 @@ export interface TokenizeOptions {
 /**
  * Tokenizes one example the way trl's SFTTrainer does.
  *
- * - text: BOS + text + EOS; every token is a label.
- * - prompt-completion: BOS + prompt + completion + EOS. The prompt's tokens (from encoding the
- *   prompt alone) are labelled -100 when `completionOnlyLoss` is on.
+ * - text: text + EOS; every token is a label.
+ * - prompt-completion: prompt + completion + EOS. The prompt's tokens (from encoding the prompt
+ *   alone) are labelled -100 when `completionOnlyLoss` is on.
+ *
+ * For these two, BOS is left to the tokenizer's default (Llama adds one, Qwen2 has none), and
+ * EOS is appended when the tokenizer has one.
  * - messages: the chat template's output, encoded without extra BOS/EOS because the template
  *   writes its own special tokens; every token is a label.
  * - conversational prompt-completion: the prompt rendered with the generation prompt marks the
@@ -46,6 +49,7 @@ export function tokenizeExample(
     throw new ConfigError(`max_length: expected a positive integer, found ${maxLength}`);
   }
 
+  const addEos = tokenizer.eosId !== null;
   let inputIds: number[];
   let promptLength = 0;
 
@@ -53,8 +57,8 @@ export function tokenizeExample(
     inputIds = tokenizer.encode(renderChat(tokenizer, example.messages, false), { addBos: false, addEos: false });
   } else if ('prompt' in example && typeof example.prompt === 'string') {
     const completion = example.completion as string;
-    promptLength = tokenizer.encode(example.prompt, { addBos: true, addEos: false }).length;
-    inputIds = tokenizer.encode(example.prompt + completion, { addBos: true, addEos: true });
+    promptLength = tokenizer.encode(example.prompt, { addEos: false }).length;
+    inputIds = tokenizer.encode(example.prompt + completion, { addEos });
   } else if ('prompt' in example) {
     const prompt = example.prompt as ChatMessage[];
     const completion = example.completion as ChatMessage[];
@@ -65,7 +69,7 @@ export function tokenizeExample(
       addEos: false,
     });
   } else {
-    inputIds = tokenizer.encode(example.text, { addBos: true, addEos: true });
+    inputIds = tokenizer.encode(example.text, { addEos });
   }
 
   const labels = inputIds.slice();
