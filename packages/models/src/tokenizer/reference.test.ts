@@ -2,98 +2,19 @@ import { createHash } from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
 
+import { ggufTokenizerData, openGguf, readLlama2cTokenizer } from '@tematrainer/io';
 import { describe, expect, test } from 'vitest';
 
 import { createDecodeStream } from './decode-stream.js';
 import { loadHfTokenizer } from './hf.js';
-import { SentencePieceBpeTokenizer, type GgufTokenizerData, type Llama2cTokenizerData } from './sentencepiece.js';
+import { SentencePieceBpeTokenizer } from './sentencepiece.js';
 
 const fixtures = path.resolve(import.meta.dirname, '../../../../../shared/fixtures');
 const stories = path.join(fixtures, 'stories260K');
 
-/** llama2.c tok*.bin: uint32 max_token_length, then per token f32 score, i32 byte length, bytes. */
-function readTok512(file: string, vocabSize: number): Llama2cTokenizerData {
-  const buffer = fs.readFileSync(file);
-  const decoder = new TextDecoder();
-  const tokens: string[] = [];
-  const scores: number[] = [];
-  let offset = 4;
-  for (let i = 0; i < vocabSize; i++) {
-    scores.push(buffer.readFloatLE(offset));
-    const length = buffer.readInt32LE(offset + 4);
-    tokens.push(decoder.decode(buffer.subarray(offset + 8, offset + 8 + length)));
-    offset += 8 + length;
-  }
-  expect(offset).toBe(buffer.length);
-  return { maxTokenLength: buffer.readUInt32LE(0), tokens, scores };
-}
-
-/** Reads the key-value section of a GGUF v3 file (enough for the tokenizer; tensors are not read). */
-function readGgufMetadata(file: string): Map<string, unknown> {
-  const buffer = fs.readFileSync(file);
-  const decoder = new TextDecoder();
-  let offset = 0;
-  const u32 = () => ((offset += 4), buffer.readUInt32LE(offset - 4));
-  const u64 = () => ((offset += 8), Number(buffer.readBigUInt64LE(offset - 8)));
-  const string = () => {
-    const length = u64();
-    offset += length;
-    return decoder.decode(buffer.subarray(offset - length, offset));
-  };
-  const value = (type: number): unknown => {
-    switch (type) {
-      case 0: return buffer.readUInt8((offset += 1) - 1);
-      case 1: return buffer.readInt8((offset += 1) - 1);
-      case 2: return buffer.readUInt16LE((offset += 2) - 2);
-      case 3: return buffer.readInt16LE((offset += 2) - 2);
-      case 4: return u32();
-      case 5: return buffer.readInt32LE((offset += 4) - 4);
-      case 6: return buffer.readFloatLE((offset += 4) - 4);
-      case 7: return buffer.readUInt8((offset += 1) - 1) !== 0;
-      case 8: return string();
-      case 9: {
-        const elementType = u32();
-        const count = u64();
-        return Array.from({ length: count }, () => value(elementType));
-      }
-      case 10: return u64();
-      case 11: return Number(buffer.readBigInt64LE((offset += 8) - 8));
-      case 12: return buffer.readDoubleLE((offset += 8) - 8);
-      default: throw new Error(`${file}: unknown GGUF value type ${type} at byte ${offset}`);
-    }
-  };
-
-  expect(buffer.toString('latin1', 0, 4)).toBe('GGUF');
-  offset = 4;
-  expect(u32()).toBe(3);
-  u64(); // tensor count
-  const kvCount = u64();
-  const metadata = new Map<string, unknown>();
-  for (let i = 0; i < kvCount; i++) {
-    const key = string();
-    metadata.set(key, value(u32()));
-  }
-  return metadata;
-}
-
-function ggufTokenizerData(file: string): GgufTokenizerData {
-  const metadata = readGgufMetadata(file);
-  return {
-    model: metadata.get('tokenizer.ggml.model') as string,
-    tokens: metadata.get('tokenizer.ggml.tokens') as string[],
-    scores: metadata.get('tokenizer.ggml.scores') as number[],
-    tokenTypes: metadata.get('tokenizer.ggml.token_type') as number[],
-    bosId: metadata.get('tokenizer.ggml.bos_token_id') as number,
-    eosId: metadata.get('tokenizer.ggml.eos_token_id') as number,
-    unkId: metadata.get('tokenizer.ggml.unknown_token_id') as number,
-    padId: (metadata.get('tokenizer.ggml.padding_token_id') as number | undefined) ?? null,
-    addBos: (metadata.get('tokenizer.ggml.add_bos_token') as boolean | undefined) ?? null,
-    addSpacePrefix: (metadata.get('tokenizer.ggml.add_space_prefix') as boolean | undefined) ?? null,
-  };
-}
-
-const llama2c = SentencePieceBpeTokenizer.fromLlama2c(readTok512(path.join(stories, 'tok512.bin'), 512));
-const gguf = SentencePieceBpeTokenizer.fromGguf(ggufTokenizerData(path.join(stories, 'stories260K.gguf')));
+const tok512 = await readLlama2cTokenizer(path.join(stories, 'tok512.bin'), 512);
+const llama2c = SentencePieceBpeTokenizer.fromLlama2c(tok512);
+const gguf = SentencePieceBpeTokenizer.fromGguf(ggufTokenizerData(await openGguf(path.join(stories, 'stories260K.gguf'))));
 const hf = await loadHfTokenizer(path.join(fixtures, 'stories260K-hf'));
 const forms = [
   ['tok512.bin', llama2c],
@@ -111,9 +32,8 @@ const referenceCases = (
 
 describe('stories260K SentencePiece tokenizers', () => {
   test('tok512.bin header and special tokens', () => {
-    const data = readTok512(path.join(stories, 'tok512.bin'), 512);
-    expect(data.maxTokenLength).toBe(7);
-    expect(data.tokens.slice(0, 4)).toEqual(['<unk>', '\n<s>\n', '\n</s>\n', '<0x00>']);
+    expect(tok512.maxTokenLength).toBe(7);
+    expect(tok512.tokens.slice(0, 4)).toEqual(['<unk>', '\n<s>\n', '\n</s>\n', '<0x00>']);
     expect(llama2c.idToToken(1)).toBe('<s>');
     expect(llama2c.idToToken(259)).toBe(' t');
   });
@@ -149,7 +69,7 @@ describe('stories260K SentencePiece tokenizers', () => {
 function naiveLlama2cMerge(tokenizer: SentencePieceBpeTokenizer, ids: number[]): number[] {
   const tokenIds = new Map<string, number>();
   for (let id = 259; id < tokenizer.vocabSize; id++) tokenIds.set(tokenizer.idToToken(id), id);
-  const scores = readTok512(path.join(stories, 'tok512.bin'), 512).scores;
+  const scores = tok512.scores;
   const merged = [...ids];
   for (;;) {
     let bestScore = -1e10;
