@@ -5,8 +5,9 @@ export const BYTE_OFFSET = 3;
 
 /**
  * Creates a deterministic tokenizer for tests: one token per UTF-8 byte (id = byte + 3), BOS = 1,
- * EOS = 2, no pad id. Like Llama's tokenizers, it adds BOS and no EOS unless told otherwise. Its chat template writes `<|role|>content\n` per message and
- * `<|assistant|>` as the generation prompt.
+ * EOS = 2, no pad id. Like Llama's tokenizers, it adds BOS and no EOS unless the options request
+ * otherwise. Its chat template writes `<|role|>content\n` per message and `<|assistant|>` as the
+ * generation prompt.
  */
 export function byteTokenizer(options: { chatTemplate?: boolean } = {}): TextTokenizer {
   const tokenizer: TextTokenizer = {
