@@ -24,8 +24,8 @@ const MAX_PENDING_TOKENS = 4;
  * tokens (`<0xE2>`, ...) of a multi-byte character produce nothing until the last byte arrives.
  *
  * It decodes a short window of ids twice, with and without the new tokens, and returns the
- * difference, so it works with any tokenizer's `decode` (including decoders that strip a leading
- * space at the start of the text) without knowing how tokens map to bytes.
+ * difference. So it needs only the tokenizer's `decode`, not how tokens map to bytes, and it also
+ * works with decoders that strip a leading space at the start of the text.
  */
 export function createDecodeStream(tokenizer: Tokenizer, options: DecodeStreamOptions = {}): DecodeStream {
   const decodeOptions = { skipSpecialTokens: options.skipSpecialTokens ?? true };

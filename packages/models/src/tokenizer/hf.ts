@@ -27,7 +27,7 @@ export interface HfTokenizerConfig {
 export interface HfTokenizerOptions {
   /** A chat template that replaces tokenizer_config.json's, as transformers reads chat_template.jinja. */
   chatTemplate?: string;
-  /** Where the files came from (a folder), for error messages. */
+  /** Folder the files came from, named in error messages. */
   source?: string;
 }
 

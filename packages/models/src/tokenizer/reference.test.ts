@@ -145,8 +145,8 @@ describe('llama2.c decoding of the 200-step greedy run', () => {
     .split(',')
     .map((id) => Number(id.trim()));
 
-  // The list contains BOS and then 200 generated ids (the fixture's heading says "200 ids total incl.
-  // BOS", but the published text needs all 201: the last id is " she").
+  // The list contains BOS and then 200 generated ids: the published text needs all 201, because
+  // it ends with the last id, " she".
   test('published ids parse', () => {
     expect(ids.length).toBe(201);
     expect(ids.at(-1)).toBe(358);

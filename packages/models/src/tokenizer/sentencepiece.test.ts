@@ -5,7 +5,7 @@ import { SentencePieceBpeTokenizer, TokenType, type SentencePieceVocab } from '.
 
 const byteTokens = Array.from({ length: 256 }, (_, byte) => `<0x${byte.toString(16).toUpperCase().padStart(2, '0')}>`);
 
-/** A llama-style vocabulary: <unk>, <s>, </s>, 256 byte tokens, then `pieces` with scores -rank. */
+/** Builds a llama-style vocabulary: <unk>, <s>, </s>, 256 byte tokens, then `pieces` with scores -rank. */
 function vocab(pieces: string[], overrides: Partial<SentencePieceVocab> = {}): SentencePieceVocab {
   return {
     tokens: ['<unk>', '<s>', '</s>', ...byteTokens, ...pieces],

@@ -276,7 +276,11 @@ export class SentencePieceBpeTokenizer implements Tokenizer {
     return symbols;
   }
 
-  /** Normal and user-defined tokens come from text; control, unknown, unused and byte tokens do not. */
+  /**
+   * Tells whether text can produce the token: normal and user-defined tokens, as in SentencePiece.
+   * NOTE: llama2.c looks up every token's text, so it would also merge a literal "<0x41>" or "<s>"
+   * into the byte or control token when the vocabulary has the pieces to build it; this never does.
+   */
   private producibleFromText(id: number): boolean {
     const type = this.types[id];
     return type === TokenType.normal || type === TokenType.userDefined;
@@ -309,7 +313,7 @@ function checkId(id: number | null, field: string, vocabSize: number): number | 
   return id;
 }
 
-/** GGUF files written by some converters store "no padding token" as 0xFFFFFFFF. */
+/** Maps an id outside the vocabulary to null: stories260K.gguf, for one, stores "no padding token" as 0xFFFFFFFF. */
 function validOrNull(id: number | null | undefined, vocabSize: number): number | null {
   return id !== null && id !== undefined && id >= 0 && id < vocabSize ? id : null;
 }
