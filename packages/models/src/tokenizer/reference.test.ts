@@ -128,6 +128,14 @@ describe('agreement of the three forms', () => {
     expect(hf.encode(text)).toEqual(expected);
   });
 
+  test('whole corpus encodes alike', () => {
+    const corpus = fs.readFileSync(path.join(fixtures, 'corpora/tinystories_train_head.txt'), 'utf8');
+    const expected = llama2c.encode(corpus);
+    expect(expected.length).toBeGreaterThan(100_000);
+    expect(hf.encode(corpus)).toEqual(expected);
+    expect(llama2c.decode(expected, { skipSpecialTokens: true })).toBe(corpus);
+  });
+
   test.each(texts.map((text, i) => [i, text] as const))('text %i round-trips', (_i, text) => {
     for (const [, tokenizer] of forms) {
       expect(tokenizer.decode(tokenizer.encode(text), { skipSpecialTokens: true })).toBe(text);

@@ -190,9 +190,9 @@ export class SentencePieceBpeTokenizer implements Tokenizer {
   }
 
   encode(text: string, options: EncodeOptions = {}): number[] {
-    const ids: number[] = [];
-    if (options.addBos ?? this.addBos) ids.push(this.requireId(this.bosId, 'BOS'));
-    if (text.length > 0) ids.push(...mergeSymbols(this.initialSymbols(text), this.mergeVocab));
+    // Built without spreading, because spreading a long text's ids into push() overflows the stack.
+    const ids = text.length > 0 ? mergeSymbols(this.initialSymbols(text), this.mergeVocab) : [];
+    if (options.addBos ?? this.addBos) ids.unshift(this.requireId(this.bosId, 'BOS'));
     if (options.addEos ?? this.addEos) ids.push(this.requireId(this.eosId, 'EOS'));
     return ids;
   }
