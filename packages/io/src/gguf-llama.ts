@@ -38,7 +38,16 @@ function describe(value: GgufValue | undefined): string {
 function numberKey(gguf: GgufFile, key: string, fallback?: number): number {
   const value = gguf.metadata.get(key);
   if (value === undefined && fallback !== undefined) return fallback;
-  if (typeof value !== 'number') throw new FormatError(`${gguf.source.name}: metadata "${key}" must be a number, found ${describe(value)}`);
+  if (typeof value !== 'number' || !Number.isFinite(value)) {
+    throw new FormatError(`${gguf.source.name}: metadata "${key}" must be a finite number, found ${describe(value)}`);
+  }
+  return value;
+}
+
+/** Reads a size or count, which must be a positive integer. */
+function sizeKey(gguf: GgufFile, key: string, fallback?: number): number {
+  const value = numberKey(gguf, key, fallback);
+  if (!Number.isSafeInteger(value) || value <= 0) throw new FormatError(`${gguf.source.name}: metadata "${key}" must be a positive integer, found ${value}`);
   return value;
 }
 
@@ -71,10 +80,10 @@ export function ggufLlamaConfig(gguf: GgufFile): GgufLlamaConfig {
   if (typeof archValue !== 'string') throw new FormatError(`${gguf.source.name}: general.architecture must be a string, found ${describe(archValue)}`);
   const arch = archValue;
 
-  const hiddenSize = numberKey(gguf, `${arch}.embedding_length`);
-  const heads = numberKey(gguf, `${arch}.attention.head_count`);
+  const hiddenSize = sizeKey(gguf, `${arch}.embedding_length`);
+  const heads = sizeKey(gguf, `${arch}.attention.head_count`);
   const vocabSize =
-    optionalNumber(gguf, `${arch}.vocab_size`) ??
+    (gguf.metadata.has(`${arch}.vocab_size`) ? sizeKey(gguf, `${arch}.vocab_size`) : undefined) ??
     arrayKey(gguf, 'tokenizer.ggml.tokens')?.length ??
     gguf.tensors.get('token_embd.weight')?.shape[0];
   if (vocabSize === undefined) {
@@ -83,15 +92,15 @@ export function ggufLlamaConfig(gguf: GgufFile): GgufLlamaConfig {
 
   return {
     hidden_size: hiddenSize,
-    intermediate_size: numberKey(gguf, `${arch}.feed_forward_length`),
-    num_hidden_layers: numberKey(gguf, `${arch}.block_count`),
+    intermediate_size: sizeKey(gguf, `${arch}.feed_forward_length`),
+    num_hidden_layers: sizeKey(gguf, `${arch}.block_count`),
     num_attention_heads: heads,
-    num_key_value_heads: numberKey(gguf, `${arch}.attention.head_count_kv`, heads),
+    num_key_value_heads: sizeKey(gguf, `${arch}.attention.head_count_kv`, heads),
     rms_norm_eps: numberKey(gguf, `${arch}.attention.layer_norm_rms_epsilon`),
     rope_theta: numberKey(gguf, `${arch}.rope.freq_base`, 10000),
-    max_position_embeddings: numberKey(gguf, `${arch}.context_length`),
+    max_position_embeddings: sizeKey(gguf, `${arch}.context_length`),
     vocab_size: vocabSize,
-    head_dim: optionalNumber(gguf, `${arch}.attention.key_length`) ?? hiddenSize / heads,
+    head_dim: gguf.metadata.has(`${arch}.attention.key_length`) ? sizeKey(gguf, `${arch}.attention.key_length`) : hiddenSize / heads,
   };
 }
 

@@ -2,7 +2,7 @@ import { FormatError } from '@tematrainer/tensor';
 import { ggmlTypeName, type GgufValue, openGguf } from './gguf.js';
 import { readLlama2cHeader, readLlama2cTokenizer } from './llama2c.js';
 import { openSafetensors } from './safetensors.js';
-import { type ByteSource, openFile } from './source.js';
+import { type ByteSource, toSource } from './source.js';
 import { decodeTrainerState } from './state.js';
 
 const MAX_ARRAY_ITEMS = 8;
@@ -106,8 +106,9 @@ const MAX_WHOLE_READ = 256 * 1024 * 1024;
  * Detects the format of a file (safetensors, GGUF, llama2.c checkpoint or tokenizer, trainer
  * state) and describes it: format, metadata, and every tensor's name, dtype and shape.
  */
-export async function inspectFile(path: string): Promise<string> {
-  const source = await openFile(path);
+export async function inspectFile(input: string | ByteSource): Promise<string> {
+  const source = await toSource(input);
+  const path = source.name;
   const head = await source.read(0, Math.min(16, source.size));
   const view = new DataView(head.buffer, head.byteOffset, head.byteLength);
   const text = (body: string) => `${path} (${source.size} bytes)\n${body}`;
