@@ -84,6 +84,8 @@ export class SentencePieceBpeTokenizer implements Tokenizer {
   private readonly textToId = new Map<string, number>();
   /** Id of the `<0xNN>` token of each byte, or -1. */
   private readonly byteToId = new Int32Array(256).fill(-1);
+  /** Byte value of each `<0xNN>` token, or -1 for other tokens. */
+  private readonly byteValues: Int16Array;
   private readonly mergeVocab: MergeVocab;
 
   private constructor(vocab: SentencePieceVocab) {
@@ -110,6 +112,7 @@ export class SentencePieceBpeTokenizer implements Tokenizer {
     this.pieceBytes = this.pieces.map((piece) => utf8.encode(piece));
     this.scores = Float64Array.from(vocab.scores);
     this.types = new Uint8Array(n);
+    this.byteValues = new Int16Array(n).fill(-1);
 
     for (let id = 0; id < n; id++) {
       const type = vocab.tokenTypes ? vocab.tokenTypes[id]! : this.inferType(id);
@@ -121,6 +124,7 @@ export class SentencePieceBpeTokenizer implements Tokenizer {
           throw new ConfigError(`SentencePiece vocabulary: token ${id} "${this.pieces[id]}" has the byte type but is not of the form <0xNN>`);
         }
         const byte = parseInt(match[1]!, 16);
+        this.byteValues[id] = byte;
         if (this.byteToId[byte] === -1) this.byteToId[byte] = id;
       } else if (this.producibleFromText(id) && !this.textToId.has(this.pieces[id]!)) {
         this.textToId.set(this.pieces[id]!, id);
@@ -204,7 +208,7 @@ export class SentencePieceBpeTokenizer implements Tokenizer {
     for (const id of ids) {
       this.checkTokenId(id);
       if (!(options.skipSpecialTokens && this.isSpecial(id))) {
-        const bytes = this.tokenBytes(id, previousId);
+        const bytes = this.pieceBytesAfter(id, previousId);
         chunks.push(bytes);
         length += bytes.length;
       }
@@ -222,7 +226,7 @@ export class SentencePieceBpeTokenizer implements Tokenizer {
 
   decodeToken(id: number, previousId?: number): string {
     this.checkTokenId(id);
-    return new TextDecoder().decode(this.tokenBytes(id, previousId));
+    return new TextDecoder().decode(this.pieceBytesAfter(id, previousId));
   }
 
   /**
@@ -231,12 +235,7 @@ export class SentencePieceBpeTokenizer implements Tokenizer {
    */
   tokenBytes(id: number, previousId?: number): Uint8Array {
     this.checkTokenId(id);
-    if (this.types[id] === TokenType.byte) return Uint8Array.of(parseInt(BYTE_TOKEN.exec(this.pieces[id]!)![1]!, 16));
-
-    const bytes = this.pieceBytes[id]!;
-    const startsText = previousId === undefined || previousId === this.bosId;
-    if (this.addSpacePrefix && startsText && bytes[0] === 0x20) return bytes.subarray(1);
-    return bytes;
+    return this.pieceBytesAfter(id, previousId).slice();
   }
 
   /** Returns the text of a token as stored, with ' ' in place of '▁'. */
@@ -256,6 +255,17 @@ export class SentencePieceBpeTokenizer implements Tokenizer {
   isSpecial(id: number): boolean {
     const type = this.types[id];
     return type === TokenType.control || type === TokenType.unknown;
+  }
+
+  /** Implements `tokenBytes` for a checked id, returning a view of the stored bytes. */
+  private pieceBytesAfter(id: number, previousId: number | undefined): Uint8Array {
+    const byte = this.byteValues[id]!;
+    if (byte >= 0) return Uint8Array.of(byte);
+
+    const bytes = this.pieceBytes[id]!;
+    const startsText = previousId === undefined || previousId === this.bosId;
+    if (this.addSpacePrefix && startsText && bytes[0] === 0x20) return bytes.subarray(1);
+    return bytes;
   }
 
   /** Maps each character to its id, or to one byte-fallback id per UTF-8 byte when the vocabulary lacks it. */
