@@ -288,8 +288,8 @@ export class SentencePieceBpeTokenizer implements Tokenizer {
 
   /**
    * Tells whether text can produce the token: normal and user-defined tokens, as in SentencePiece.
-   * NOTE: llama2.c looks up every token's text, so it would also merge a literal "<0x41>" or "<s>"
-   * into the byte or control token when the vocabulary has the pieces to build it; this never does.
+   * NOTE: llama2.c looks up every token's text. So where the vocabulary has the pieces to build it,
+   * llama2.c merges a literal "<0x41>" or "<s>" into that byte or control token, and this never does.
    */
   private producibleFromText(id: number): boolean {
     const type = this.types[id];
