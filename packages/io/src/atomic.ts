@@ -14,7 +14,7 @@ export function temporaryPathFor(path: string): string {
  * Writes a file so that readers see either the old contents or the new ones, never a part.
  * The bytes go to a temporary file in the same folder (rename is atomic only within one file
  * system), which is flushed with fsync and renamed over `path`. On an error the temporary file
- * is removed; a process killed mid-write leaves it behind, and `path` keeps its old contents.
+ * is removed. A process killed mid-write leaves it behind, and `path` keeps its old contents.
  */
 export async function writeFileAtomic(path: string, contents: FileContents): Promise<void> {
   const temporary = temporaryPathFor(path);
@@ -53,6 +53,6 @@ async function syncFolder(folder: string): Promise<void> {
       await handle.close();
     }
   } catch {
-    // Folder fsync is not available here; the file itself is already flushed.
+    // Folder fsync is not available here, but the file itself is already flushed.
   }
 }

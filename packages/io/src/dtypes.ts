@@ -6,7 +6,7 @@ export type Dtype =
 
 /**
  * Typed array that holds a tensor's elements in memory. F16 and BF16 keep their raw bits in a
- * Uint16Array; F8 and BOOL keep one byte per element in a Uint8Array.
+ * Uint16Array. F8 and BOOL keep one byte per element in a Uint8Array.
  */
 export type TensorArray =
   | Float64Array | Float32Array | Uint16Array | Int16Array | Uint8Array | Int8Array
@@ -87,7 +87,7 @@ export function f16ToF32(bits: number): number {
   return sign * (1 + mantissa / 1024) * 2 ** (exponent - 15);
 }
 
-/** Converts a number to half-precision bits, rounding to nearest even; overflow becomes infinity. */
+/** Converts a number to half-precision bits, rounding to nearest even. Overflow becomes infinity. */
 export function f32ToF16(value: number): number {
   F32_SCRATCH[0] = value;
   const x = U32_SCRATCH[0]!;
@@ -162,7 +162,7 @@ export function toFloat32(array: TensorArray, dtype: Dtype): Float32Array {
   return out;
 }
 
-/** Element count of a shape; 1 for a scalar. */
+/** Element count of a shape, which is 1 for a scalar. */
 export function numel(shape: readonly number[]): number {
   let n = 1;
   for (const d of shape) n *= d;

@@ -20,9 +20,9 @@ export interface GgufTokenizerData {
   /** `tokenizer.ggml.model`, for example "llama" or "gpt2". */
   model: string;
   tokens: string[];
-  /** One score per token; zeros when the file has none. */
+  /** One score per token, or zeros when the file has none. */
   scores: number[];
-  /** One llama.cpp token type per token (1 normal, 2 unknown, 3 control, 6 byte); ones when absent. */
+  /** One llama.cpp token type per token (1 normal, 2 unknown, 3 control, 6 byte), or ones when absent. */
   tokenTypes: number[];
   bosId: number | undefined;
   eosId: number | undefined;
@@ -72,7 +72,7 @@ function arrayKey(gguf: GgufFile, key: string): GgufValue[] | undefined {
 /**
  * Maps the `<arch>.*` keys of a Llama-family GGUF (`general.architecture`, default "llama") to
  * Hugging Face config names. `vocab_size` comes from `<arch>.vocab_size`, else the token list,
- * else the embedding's row count; `head_dim` from `<arch>.attention.key_length`, else
+ * else the embedding's row count. `head_dim` comes from `<arch>.attention.key_length`, else
  * hidden_size / num_attention_heads.
  */
 export function ggufLlamaConfig(gguf: GgufFile): GgufLlamaConfig {

@@ -2,7 +2,7 @@ import { FormatError, TemaError } from '@tematrainer/tensor';
 import { f16ToF32, bf16ToF32 } from './dtypes.js';
 import { type ByteSource, toSource } from './source.js';
 
-/** A GGUF metadata value. 64-bit integers beyond 2^53 stay bigints; arrays may nest. */
+/** A GGUF metadata value. 64-bit integers beyond 2^53 stay bigints, and arrays may nest. */
 export type GgufValue = number | bigint | boolean | string | GgufValue[];
 
 export interface GgufTensorInfo {
@@ -71,7 +71,7 @@ const MAX_DIMS = 8;
 /** Raised inside the header parser when the bytes read so far end before the header does. */
 class NeedMoreBytes extends Error {}
 
-/** Synchronous little-endian reader over the first bytes of a file; `fileSize` bounds every count. */
+/** Synchronous little-endian reader over the first bytes of a file. `fileSize` bounds every count. */
 class HeaderReader {
   pos = 0;
   private view: DataView;
@@ -228,7 +228,7 @@ export async function openGguf(input: string | ByteSource): Promise<GgufFile> {
   const source = await toSource(input);
   const file = source.name;
 
-  // The header is parsed from the first bytes of the file; when it is longer than what was
+  // The header is parsed from the first bytes of the file. When it is longer than what was
   // read, the read size doubles and the parse starts again.
   let parsed: ParsedHeader | undefined;
   for (let length = Math.min(source.size, 1 << 20); !parsed; length = Math.min(source.size, length * 2)) {
@@ -299,7 +299,7 @@ const DEQUANTIZE: Record<number, (bytes: Uint8Array) => Float32Array> = {
     for (let i = 0; i < out.length; i++) out[i] = bf16ToF32(view.getUint16(i * 2, true));
     return out;
   },
-  // Q8_0 block (34 bytes): f16 scale d, then 32 int8 quants; value = q * d.
+  // Q8_0 block (34 bytes): f16 scale d, then 32 int8 quants, and value = q * d.
   8: (bytes) => {
     const view = viewOf(bytes);
     const blocks = bytes.length / 34;
@@ -311,7 +311,7 @@ const DEQUANTIZE: Record<number, (bytes: Uint8Array) => Float32Array> = {
     return out;
   },
   // Q4_0 block (18 bytes): f16 scale d, then 16 bytes whose low nibbles are elements 0..15 and
-  // high nibbles elements 16..31; value = (q - 8) * d.
+  // high nibbles elements 16..31, and value = (q - 8) * d.
   2: (bytes) => {
     const view = viewOf(bytes);
     const blocks = bytes.length / 18;

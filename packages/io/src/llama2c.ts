@@ -19,7 +19,7 @@ export interface Llama2cConfig {
 
 export interface Llama2cCheckpoint {
   config: Llama2cConfig;
-  /** Weights named as llama2.c's TransformerWeights fields; per-layer weights are stacked on a leading [n_layers] axis. */
+  /** Weights named as llama2.c's TransformerWeights fields. Per-layer weights are stacked on a leading [n_layers] axis. */
   tensors: Map<string, { shape: number[]; data: Float32Array }>;
 }
 

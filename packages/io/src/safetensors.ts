@@ -3,7 +3,7 @@ import { writeFileAtomic } from './atomic.js';
 import { arrayToBytes, bytesToArray, DTYPES, type Dtype, f32ToBf16, f32ToF16, isDtype, numel, type TensorArray, toFloat32 } from './dtypes.js';
 import { type ByteSource, toSource } from './source.js';
 
-/** Where one tensor lies in a safetensors file; `begin` and `end` are absolute file offsets. */
+/** Location of one tensor in a safetensors file, with `begin` and `end` as absolute file offsets. */
 export interface SafetensorsEntry {
   dtype: Dtype;
   shape: number[];
@@ -152,7 +152,7 @@ export async function openSafetensors(input: string | ByteSource): Promise<Safet
     tensors.set(name, parseEntry(file, name, value, dataStart, dataSize));
   }
 
-  // Tensors may not share bytes; empty tensors take none and are left out of the check.
+  // Tensors may not share bytes. Empty tensors take none and are left out of the check.
   const byOffset = [...tensors].filter(([, e]) => e.end > e.begin).sort((a, b) => a[1].begin - b[1].begin);
   for (let i = 1; i < byOffset.length; i++) {
     const [prevName, prev] = byOffset[i - 1]!;
@@ -233,6 +233,9 @@ export function toStoredArray(where: string, tensor: TensorToWrite): TensorArray
  * both in the header and in the data. The header is padded with spaces to a multiple of 8
  * bytes, as the reference implementation does.
  */
+// NOTE: with mixed dtypes a tensor may start at an offset that is not a multiple of its element
+// size. This package's reader copies such tensors, but a zero-copy reader would need tensors
+// ordered by element size, as the reference implementation writes them.
 export function encodeSafetensors(tensors: Record<string, TensorToWrite>, metadata?: Record<string, string>): Uint8Array[] {
   const header: Record<string, unknown> = {};
   if (metadata && Object.keys(metadata).length > 0) header['__metadata__'] = metadata;

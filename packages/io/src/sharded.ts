@@ -3,7 +3,7 @@ import { dirname, join } from 'node:path';
 import { FormatError, TemaError } from '@tematrainer/tensor';
 import { openSafetensors, type ReadAs, type ReadTensor, type SafetensorsEntry, type SafetensorsFile, type TensorStore } from './safetensors.js';
 
-/** Where one tensor of a sharded set lies; `file` is the shard's path. */
+/** Location of one tensor of a sharded set, with `file` as the shard's path. */
 export interface ShardedEntry extends SafetensorsEntry {
   file: string;
 }

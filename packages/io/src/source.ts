@@ -6,7 +6,7 @@ import { FormatError } from '@tematrainer/tensor';
  * multi-gigabyte checkpoint is never held in memory as a whole.
  */
 export interface ByteSource {
-  /** File path or blob name; every error message starts with it. */
+  /** File path or blob name, which starts every error message. */
   name: string;
   /** Size in bytes. */
   size: number;

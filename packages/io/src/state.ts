@@ -29,7 +29,7 @@ function isTensorLike(value: object): value is StateTensor {
   return isDtype(record['dtype']) && Array.isArray(record['shape']) && ArrayBuffer.isView(record['data']) && Object.keys(value).length === 3;
 }
 
-/** Replaces tensors by `{dtype, shape, data: little-endian bytes}` records; other values pass through. */
+/** Replaces tensors by `{dtype, shape, data: little-endian bytes}` records, and passes other values through. */
 function encodeValue(value: unknown, path: string): unknown {
   if (value === null || typeof value !== 'object') return value;
   if (value instanceof Uint8Array) return value;
@@ -81,7 +81,7 @@ export function encodeTrainerState(state: Record<string, unknown>): Uint8Array {
   return packr.pack({ format: TRAINER_STATE_FORMAT, version: STATE_VERSION, state: encodeValue(state, 'state') });
 }
 
-/** Decodes bytes written by `encodeTrainerState`; `file` names the input in errors. */
+/** Decodes bytes written by `encodeTrainerState`. `file` names the input in errors. */
 export function decodeTrainerState(bytes: Uint8Array, file: string): Record<string, unknown> {
   let top: unknown;
   try {
@@ -111,7 +111,7 @@ export async function writeTrainerState(path: string, state: Record<string, unkn
   await writeFileAtomic(path, encodeTrainerState(state));
 }
 
-/** Reads trainer state; tensors come back as `{dtype, shape, data}` with typed arrays (bare typed arrays as 1-D tensors). */
+/** Reads trainer state. Tensors come back as `{dtype, shape, data}` with typed arrays (bare typed arrays as 1-D tensors). */
 export async function readTrainerState(path: string): Promise<Record<string, unknown>> {
   return decodeTrainerState(await readFile(path), path);
 }
