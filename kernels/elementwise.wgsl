@@ -1,0 +1,44 @@
+// Element-wise maps over f32 tensors: Out[i] = {{EXPR}}, an expression of a = A[i % aLen],
+// b = B[i % bLen], c = C[i % cLen] and the scalars alpha, beta. A length that divides n broadcasts
+// that input along the leading dimensions. Unused inputs are bound to A.
+// Reference: the `reference` field of each op in packages/tensor/src/ops/elementwise.ts.
+
+struct Params {
+  n: u32,
+  aLen: u32,
+  bLen: u32,
+  cLen: u32,
+  alpha: f32,
+  beta: f32,
+}
+
+@group(0) @binding(0) var<uniform> p: Params;
+@group(0) @binding(1) var<storage, read> A: array<f32>;
+@group(0) @binding(2) var<storage, read> B: array<f32>;
+@group(0) @binding(3) var<storage, read> C: array<f32>;
+@group(0) @binding(4) var<storage, read_write> Out: array<f32>;
+
+fn sigmoid(x: f32) -> f32 {
+  return 1.0 / (1.0 + exp(-x));
+}
+
+fn gelu_inner(x: f32) -> f32 {
+  // tanh approximation used by GPT-2 ("gelu_new"); clamped because tanh of a large argument
+  // may be computed through exp and overflow.
+  return clamp(0.7978845608028654 * (x + 0.044715 * x * x * x), -15.0, 15.0);
+}
+
+fn op(a: f32, b: f32, c: f32) -> f32 {
+  let alpha = p.alpha;
+  let beta = p.beta;
+  return {{EXPR}};
+}
+
+@compute @workgroup_size(256)
+fn main(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgroups) nwg: vec3u) {
+  let i = gid.x + gid.y * nwg.x * 256u;
+  if (i >= p.n) {
+    return;
+  }
+  Out[i] = op(A[i % p.aLen], B[i % p.bLen], C[i % p.cLen]);
+}
