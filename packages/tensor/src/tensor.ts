@@ -387,7 +387,10 @@ export function backward(loss: Tensor, gradOutput?: Tensor): void {
     if (!g) continue;
     grads.delete(node.output);
     if (node.freed) {
-      throw new TemaError(`backward: the graph through op "${node.op}" was already freed (backward twice?)`);
+      throw new TemaError(
+        `backward: the graph through op "${node.op}" (output ${node.output.describe()}) was already freed ` +
+          '(backward twice, or after the tidy scope that recorded it closed?)',
+      );
     }
     const returned = noGrad(() => node.backward(g, node.saved));
     // A backward may pass its incoming gradient through unchanged, even to several inputs:

@@ -40,7 +40,11 @@ export function attention(q: Tensor, k: Tensor, v: Tensor, options: AttentionOpt
   expectF32('attention', q, k, v);
   const { heads, kvHeads, headDim, qStart = 0 } = options;
   const scale = options.scale ?? 1 / Math.sqrt(headDim);
-  if (heads % kvHeads !== 0) throw new ShapeError(`attention: ${heads} heads are not a multiple of ${kvHeads} KV heads`);
+  if (heads % kvHeads !== 0) {
+    throw new ShapeError(
+      `attention: ${heads} heads are not a multiple of ${kvHeads} KV heads (q ${formatShape(q.shape)}, k ${formatShape(k.shape)})`,
+    );
+  }
   const [batch, seqQ] = q.shape;
   const qWidth = heads * headDim;
   const kvWidth = kvHeads * headDim;
