@@ -1,1 +1,3 @@
-export {};
+export { main, usage, version } from './main.js';
+export { type Command, type Output, UsageError } from './cli.js';
+export { COMMANDS } from './commands/index.js';

@@ -1,0 +1,9 @@
+import type { Command } from '../cli.js';
+import { deviceCommand } from './device.js';
+import { inspectCommand } from './inspect.js';
+
+/** The subcommands of `tema`, in the order `tema --help` lists them. */
+export const COMMANDS: readonly Command[] = [
+  deviceCommand,
+  inspectCommand,
+];

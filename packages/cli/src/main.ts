@@ -1,0 +1,77 @@
+import { readFileSync } from 'node:fs';
+import { TemaError } from '@tematrainer/tensor';
+import { type Command, type Output, UsageError } from './cli.js';
+import { COMMANDS } from './commands/index.js';
+
+const processOutput: Output = {
+  stdout: (text) => process.stdout.write(text),
+  stderr: (text) => process.stderr.write(text),
+};
+
+/** Reads the version field of this package's package.json, one folder above both src/ and dist/. */
+export function version(): string {
+  const json = JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as { version: string };
+  return json.version;
+}
+
+/** Formats `tema --help`: the synopsis and one line per subcommand. */
+export function usage(): string {
+  const width = Math.max(...COMMANDS.map((c) => c.name.length));
+  const lines = [
+    'usage: tema <command> [arguments]',
+    '       tema --help | --version',
+    '',
+    'commands:',
+    ...COMMANDS.map((c) => `  ${c.name.padEnd(width)}  ${c.summary}`),
+    '',
+    "Run `tema <command> --help` for a command's arguments.",
+  ];
+  return `${lines.join('\n')}\n`;
+}
+
+function commandUsage(command: Command): string {
+  return `usage: tema ${command.name}${command.usage ? ` ${command.usage}` : ''}\n${command.summary}\n`;
+}
+
+/** Runs the `tema` command line `argv` (without the node and script paths) and returns the exit code. */
+export async function main(argv: string[], output: Output = processOutput): Promise<number> {
+  const [first, ...rest] = argv;
+  if (first === undefined) {
+    output.stderr(`error: no command given\n${usage()}`);
+    return 2;
+  }
+  if (first === '--help' || first === '-h') {
+    output.stdout(usage());
+    return 0;
+  }
+  if (first === '--version' || first === '-V') {
+    output.stdout(`${version()}\n`);
+    return 0;
+  }
+
+  const command = COMMANDS.find((c) => c.name === first);
+  if (!command) {
+    const kind = first.startsWith('-') ? 'option' : 'command';
+    output.stderr(`error: unknown ${kind}: ${first}\n${usage()}`);
+    return 2;
+  }
+  if (rest.includes('--help') || rest.includes('-h')) {
+    output.stdout(commandUsage(command));
+    return 0;
+  }
+
+  try {
+    return await command.run(rest, output);
+  } catch (error) {
+    if (error instanceof UsageError) {
+      output.stderr(`error: ${error.message}\n${commandUsage(command)}`);
+      return 2;
+    }
+    // The library's errors carry their own explanation and remedy, so a stack trace adds nothing.
+    if (error instanceof TemaError) {
+      output.stderr(`error: ${error.message}\n`);
+      return 1;
+    }
+    throw error;
+  }
+}
