@@ -1,5 +1,6 @@
 import { ShapeError } from '../errors.js';
 import { empty, formatShape, recordOp, type Tensor } from '../tensor.js';
+import { copyBlock, zeros } from './fill.js';
 import { expectF32, grid, kernel, run } from './util.js';
 
 export interface AttentionLayout {
@@ -48,7 +49,7 @@ export function attention(q: Tensor, k: Tensor, v: Tensor, options: AttentionOpt
   const [batch, seqQ] = q.shape;
   const qWidth = heads * headDim;
   const kvWidth = kvHeads * headDim;
-  if (q.shape.length !== 3 || q.shape[2] !== qWidth) {
+  if (q.shape.length !== 3 || (!options.qLayout && q.shape[2] !== qWidth)) {
     throw new ShapeError(`attention: q ${formatShape(q.shape)} is not [batch, seq, ${heads} x ${headDim}]`);
   }
   const keyLength = options.keyLength ?? qStart + seqQ;
@@ -73,7 +74,7 @@ export function attention(q: Tensor, k: Tensor, v: Tensor, options: AttentionOpt
   run(spec('forward', 'rrrww'), params, [scale], [q, k, v, out, lse], grid(batch * heads * seqQ, 64));
 
   recordOp('attention', out, [q, k, v], [q, k, v, out, lse], (g, [q, k, v, out, lse]) => {
-    const dq = empty(q.shape);
+    const dq = empty([batch, seqQ, qWidth]);
     const dsum = empty([batch, heads, seqQ]);
     run(spec('backward_query', 'rrrrrrww'), params, [scale], [q, k, v, out, g, lse, dq, dsum], grid(batch * heads * seqQ, 64));
     const dk = empty([batch, keyLength, kvWidth]);
@@ -86,9 +87,36 @@ export function attention(q: Tensor, k: Tensor, v: Tensor, options: AttentionOpt
       grid(batch * kvHeads * keyLength, 64),
     );
     dsum.dispose();
-    return [dq, dk, dv];
+    return [
+      scatterGradient(dq, q, qL, batch, seqQ, qWidth),
+      scatterGradient(dk, k, kL, batch, keyLength, kvWidth),
+      scatterGradient(dv, v, vL, batch, keyLength, kvWidth),
+    ];
   });
   lse.dispose();
+  return out;
+}
+
+/**
+ * The gradient of an attention input from the kernels' contiguous [batch, seq, width] gradient.
+ * An input read through a layout (a fused QKV projection, a KV cache longer than `seq`) gets
+ * zeros except at the positions attention read, so its gradient has the input's own shape.
+ */
+function scatterGradient(grad: Tensor, input: Tensor, layout: AttentionLayout, batch: number, seq: number, width: number): Tensor {
+  const contiguous = layout.offset === 0 && layout.rowStride === width && layout.batchStride === seq * width;
+  if (contiguous && input.shape.length === 3 && input.shape[1] === seq && input.size === grad.size) return grad;
+  const out = zeros(input.shape);
+  for (let b = 0; b < batch; b++) {
+    copyBlock(grad, out, {
+      rows: seq,
+      cols: width,
+      srcOffset: b * seq * width,
+      srcStride: width,
+      dstOffset: layout.offset + b * layout.batchStride,
+      dstStride: layout.rowStride,
+    });
+  }
+  grad.dispose();
   return out;
 }
 
