@@ -1,9 +1,16 @@
 import { defineConfig } from 'vitest/config';
 
 export default defineConfig({
+  // Test the TypeScript sources of the workspace packages, not their build output: vitest
+  // resolves imports with the SSR conditions, so the 'source' condition is set there too.
   resolve: {
-    // Test the TypeScript sources of the workspace packages, not their build output.
     conditions: ['source'],
+  },
+  ssr: {
+    resolve: {
+      conditions: ['source'],
+      externalConditions: ['source'],
+    },
   },
   test: {
     include: ['packages/*/src/**/*.test.ts', 'examples/**/*.test.ts', 'kernels/**/*.test.ts'],

@@ -1,1 +1,4 @@
-export {};
+export * from './config.js';
+export * from './layer.js';
+export * from './model.js';
+export * from './files.js';

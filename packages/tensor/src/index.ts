@@ -20,3 +20,4 @@ export {
 } from './tensor.js';
 export * from './ops/index.js';
 export * from './optim.js';
+export { seededRandom, randomArray, maxAbsDiff } from './testing.js';
