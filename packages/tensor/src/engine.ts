@@ -15,6 +15,15 @@ export interface KernelSpec {
   defines?: Record<string, string | number>;
 }
 
+/**
+ * Extra work that every read-back carries, such as the numerics check of `setDebug`: copies
+ * recorded into the read's command buffer, and a step after its submit that may throw.
+ */
+export interface ReadBackCheck {
+  beforeSubmit(encoder: GPUCommandEncoder): void;
+  afterSubmit(): Promise<void>;
+}
+
 /** Bytes of the uniform block of one dispatch; every kernel's `Params` struct must fit in it. */
 const PARAM_BYTES = 256;
 const RING_SLOTS = 4096;
@@ -42,6 +51,8 @@ export class Engine {
   /** Dispatches recorded since the engine started; benchmarks read it. */
   dispatchCount = 0;
   submitCount = 0;
+  /** Set by `setDebug({ checkNumerics })`; runs with every `read`. */
+  readBackCheck: ReadBackCheck | null = null;
 
   constructor(readonly info: DeviceInfo) {
     this.device = info.device;
@@ -184,11 +195,14 @@ export class Engine {
     }
     this.encoder ??= this.device.createCommandEncoder();
     this.encoder.copyBufferToBuffer(buffer, byteOffset, staging, 0, size);
+    const check = this.readBackCheck;
+    check?.beforeSubmit(this.encoder);
     this.flush();
     await staging.mapAsync(GPUMapMode.READ);
     const copy = staging.getMappedRange().slice(0, byteLength);
     staging.unmap();
     staging.destroy();
+    await check?.afterSubmit();
     return copy;
   }
 

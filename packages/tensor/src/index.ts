@@ -21,3 +21,4 @@ export {
 export * from './ops/index.js';
 export * from './optim.js';
 export { seededRandom, randomArray, maxAbsDiff } from './testing.js';
+export { setDebug, checkNumerics, isCheckingNumerics, type DebugOptions } from './numerics.js';

@@ -1,6 +1,7 @@
 import { BYTES_PER_ELEMENT, type DType, typedArrayFor } from './dtype.js';
 import { engine } from './engine.js';
 import { ShapeError, TemaError } from './errors.js';
+import { checkOutput } from './numerics.js';
 
 /** A reference-counted GPU buffer shared by a tensor and its views. */
 class Storage {
@@ -301,7 +302,8 @@ function freeNode(node: GradNode): void {
  * Record that `output` came from `inputs` through `op`, if any input needs a gradient.
  * `backward` receives d(loss)/d(output) and handles to the `saved` tensors, which stay valid
  * until the backward pass even when the originals are disposed, and returns d(loss)/d(input)
- * for each input (null for inputs without a gradient).
+ * for each input (null for inputs without a gradient). Every differentiable op calls this, so it is
+ * also where `setDebug({ checkNumerics: true })` records the check of the op's output.
  */
 export function recordOp(
   op: string,
@@ -310,6 +312,8 @@ export function recordOp(
   saved: Tensor[],
   backward: (gradOutput: Tensor, saved: Tensor[]) => (Tensor | null)[],
 ): void {
+  // A reshape is a view of values already checked.
+  if (op !== 'reshape') checkOutput(op, output.buffer, output.shape, output.dtype);
   if (!gradEnabled || !inputs.some((t) => t.requiresGrad)) return;
   const node: GradNode = { op, output, inputs, saved: saved.map((t) => t.retain()), backward, freed: false };
   output.requiresGrad = true;
@@ -393,6 +397,9 @@ export function backward(loss: Tensor, gradOutput?: Tensor): void {
       );
     }
     const returned = noGrad(() => node.backward(g, node.saved));
+    for (const gi of returned) {
+      if (gi && gi !== g && node.op !== 'reshape') checkOutput(`${node.op} backward`, gi.buffer, gi.shape, gi.dtype);
+    }
     // A backward may pass its incoming gradient through unchanged, even to several inputs:
     // give each use its own handle so that every handle can be disposed on its own.
     const used = new Set<Tensor>();
