@@ -37,7 +37,7 @@ async function outputAndGradient(input: Tensor, f: (x: Tensor) => Tensor, weight
 }
 
 describe('attention through layouts', () => {
-  it('a fused QKV projection gets the gradients of separate q, k and v', async () => {
+  it('fused QKV gradient equals sliced gradient', async () => {
     const width = Q_WIDTH + 2 * KV_WIDTH;
     const values = randomArray(BATCH * SEQ * width, 3);
     const weights = randomArray(BATCH * SEQ * Q_WIDTH, 4);
@@ -71,7 +71,7 @@ describe('attention through layouts', () => {
     sliced.dispose();
   });
 
-  it('a KV cache longer than keyLength gets zero gradient past it', async () => {
+  it('KV cache rows past keyLength get zero gradient', async () => {
     const cached = SEQ + 2;
     const qValues = randomArray(BATCH * SEQ * Q_WIDTH, 5);
     const kValues = randomArray(BATCH * cached * KV_WIDTH, 6);

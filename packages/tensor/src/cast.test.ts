@@ -63,7 +63,7 @@ describe('f16 reference conversions', () => {
 });
 
 describe('cast', () => {
-  it('f32 to f16 gives the reference bits and f16 to f32 the reference values', async (ctx) => {
+  it('round trip matches the reference bits', async (ctx) => {
     ctx.skip(!hasF16, SKIP_REASON);
     // An odd count also exercises the last, half-filled pair of the f16 side.
     const values = Float32Array.from(VALUES.length % 2 ? VALUES : [...VALUES, 7.25]);
@@ -86,7 +86,7 @@ describe('cast', () => {
     back.dispose();
   });
 
-  it('f16 data written as bits casts to f32 exactly', async (ctx) => {
+  it('f16 bits cast to exact f32 values', async (ctx) => {
     ctx.skip(!hasF16, SKIP_REASON);
     const bits = [0x0000, 0x8000, 0x0001, 0x03ff, 0x0400, 0x3c00, 0x3c01, 0x7bff, 0xfbff, 0x7c00, 0xfc00];
     const out = tidy(() => cast(fromData(bits, [bits.length], 'f16'), 'f32'));
@@ -95,7 +95,7 @@ describe('cast', () => {
     out.dispose();
   });
 
-  it('passes gradients back through the round trip', async (ctx) => {
+  it('round trip passes gradients back', async (ctx) => {
     ctx.skip(!hasF16, SKIP_REASON);
     const x = fromData([0.5, -2, 3.25], [3]);
     x.requiresGrad = true;
@@ -106,7 +106,7 @@ describe('cast', () => {
     x.dispose();
   });
 
-  it('to the same dtype returns the input, and i32 is rejected', (ctx) => {
+  it('same dtype returns input, i32 rejected', (ctx) => {
     ctx.skip(!hasF16, SKIP_REASON);
     const x = fromData([1], [1]);
     expect(cast(x, 'f32')).toBe(x);

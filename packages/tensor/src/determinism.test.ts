@@ -87,7 +87,7 @@ async function train(steps: number): Promise<{ losses: Float32Array; params: Flo
 const bits = (a: Float32Array) => Array.from(new Uint32Array(a.buffer, a.byteOffset, a.length));
 
 describe('determinism', () => {
-  it('the same seed and inputs give bit-identical training runs', async () => {
+  it('repeated training runs are bit-identical', async () => {
     const first = await train(3);
     const second = await train(3);
     expect(first.losses.every(Number.isFinite)).toBe(true);

@@ -52,7 +52,7 @@ describe('shape mismatches', () => {
     expectShapeError(() => swiglu(f32([2, 4]), f32([2, 3])), /swiglu: gate \[2, 4\] and up \[2, 3\] differ/);
   });
 
-  it('rmsNorm with a weight that does not match the last dimension', () => {
+  it('rmsNorm weight of the wrong size', () => {
     expectShapeError(() => rmsNorm(f32([2, 4]), f32([5]), 1e-5), /rmsNorm: weight f32\[5\] does not match input f32\[2, 4\]/);
   });
 
@@ -71,7 +71,7 @@ describe('shape mismatches', () => {
     );
   });
 
-  it('crossEntropy with one target too many', () => {
+  it('crossEntropy with an extra target', () => {
     expectShapeError(
       () => crossEntropy(f32([3, 5]), i32([4]), 3),
       /crossEntropy: targets i32\[4\] must be i32 with one entry per row of f32\[3, 5\]/,

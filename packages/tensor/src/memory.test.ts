@@ -19,7 +19,7 @@ function parameter(shape: [number, number], seed: number): Tensor {
 const live = () => engine().pool.liveBytes;
 
 describe('memory', () => {
-  it('a training loop holds the same bytes after step 1 and step 100', async () => {
+  it('training loop keeps constant live bytes', async () => {
     const w1 = parameter([16, 6], 1);
     const w2 = parameter([4, 16], 2);
     const x = fromData(randomArray(8 * 6, 3), [8, 6]);
@@ -52,7 +52,7 @@ describe('memory', () => {
     for (const t of [w1, w2, x, targets]) t.dispose();
   });
 
-  it('tidy keeps the tensors it returns and disposes the rest', () => {
+  it('tidy keeps returned tensors only', () => {
     const before = live();
     let temporary: Tensor | null = null;
     const kept = tidy(() => {
@@ -70,7 +70,7 @@ describe('memory', () => {
     expect(live()).toBe(before);
   });
 
-  it('nested tidy hands its result to the enclosing scope', () => {
+  it('nested tidy passes its result outward', () => {
     const before = live();
     let inner: Tensor | null = null;
     let innerTemporary: Tensor | null = null;
@@ -90,7 +90,7 @@ describe('memory', () => {
     expect(live()).toBe(before);
   });
 
-  it('tidy disposes what it created when its function throws', () => {
+  it('tidy disposes tensors when fn throws', () => {
     const before = live();
     expect(() =>
       tidy(() => {
@@ -143,7 +143,7 @@ describe('memory', () => {
     for (const t of [x, w, targets]) t.dispose();
   });
 
-  it('sum backward leaves no gradient buffers behind', () => {
+  it('backward leaves only leaf gradients', () => {
     const w = fromData([1, 2, 3, 4], [4]);
     w.requiresGrad = true;
     const before = live();

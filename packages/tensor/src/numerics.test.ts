@@ -21,7 +21,7 @@ function dispatchesOf(fn: () => void): number {
 }
 
 describe('checkNumerics', () => {
-  it('records nothing while off and one check per op while on', () => {
+  it('adds one dispatch per op only when on', () => {
     const x = fromData([1, 2, 3], [3]);
     expect(isCheckingNumerics()).toBe(false);
     expect(dispatchesOf(() => silu(scale(x, 2)))).toBe(2);
@@ -35,7 +35,7 @@ describe('checkNumerics', () => {
     x.dispose();
   });
 
-  it('names the first op with a non-finite output at the next read-back', async () => {
+  it('read-back names the first non-finite op', async () => {
     setDebug({ checkNumerics: true });
     const x = fromData([1, 0, -2, 4, 5, 6], [2, 3]);
     const y = tidy(() => silu(scale(silu(x), Infinity)));
@@ -52,7 +52,7 @@ describe('checkNumerics', () => {
     for (const t of [x, y, z]) t.dispose();
   });
 
-  it('checkNumerics() throws for crossEntropy on infinite logits', async () => {
+  it('crossEntropy on infinite logits throws', async () => {
     setDebug({ checkNumerics: true });
     const logits = fromData([0, Infinity, 1, 2, 3, 4], [2, 3]);
     const targets = fromData([0, 2], [2], 'i32');
@@ -62,7 +62,7 @@ describe('checkNumerics', () => {
     for (const t of [logits, targets, loss]) t.dispose();
   });
 
-  it('names a backward op whose gradient overflows', async () => {
+  it('names an overflowing backward op', async () => {
     setDebug({ checkNumerics: true });
     // The forward values stay near 3e9; the gradient of x is 10 * 3e38, past the f32 maximum.
     const x = fromData([1e-30], [1]);
@@ -80,7 +80,7 @@ describe('checkNumerics', () => {
     for (const t of [x, w, c]) t.dispose();
   });
 
-  it('lets finite work through and does nothing while off', async () => {
+  it('passes finite work and ignores calls while off', async () => {
     const x = fromData([0.5, -1], [2]);
     await expect(checkNumerics()).resolves.toBeUndefined();
     setDebug({ checkNumerics: true });

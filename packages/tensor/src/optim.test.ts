@@ -14,7 +14,7 @@ function parameter(values: Float32Array, shape: number[]): Tensor {
   return p;
 }
 
-/** The largest |a - b| relative to max(1, max |b|). */
+/** Return the largest |a - b| divided by max(1, max |b|). */
 function relativeError(a: ArrayLike<number>, b: ArrayLike<number>): number {
   const scale = Math.max(1, ...Array.from(b, Math.abs));
   return maxAbsDiff(a, b).diff / scale;
@@ -28,7 +28,7 @@ describe('AdamW', () => {
     const params = initial.map((v, i) => parameter(v, shapes[i]));
     const opt = new AdamW(params, options);
 
-    const expected = initial.map((v) => ({
+    const expected: { p: Float64Array; m: Float64Array; v: Float64Array }[] = initial.map((v) => ({
       p: Float64Array.from(v),
       m: new Float64Array(v.length),
       v: new Float64Array(v.length),
@@ -149,7 +149,7 @@ describe('clipGradNorm', () => {
     for (const p of params) p.dispose();
   });
 
-  it('leaves gradients alone below the limit or when disabled', async () => {
+  it('keeps gradients below the limit or disabled', async () => {
     const params = withGradients();
     for (const maxNorm of [cpuNorm * 2, 0, null]) {
       const [coefficient, norm] = await clip(params, maxNorm);

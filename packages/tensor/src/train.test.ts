@@ -201,7 +201,7 @@ describe('training', () => {
     for (const t of [ids, targets, invFreq, embed, ...params]) t.dispose();
   });
 
-  it('block gradients match finite differences of a float64 reference', async () => {
+  it('block gradients match float64 finite differences', async () => {
     const c: BlockConfig = { dim: 8, heads: 2, kvHeads: 1, headDim: 4, hidden: 12, vocab: 7 };
     const batch = 2;
     const seq = 3;
