@@ -5,16 +5,19 @@ import type { DType } from './dtype.js';
 /** Debugging switches; all are off by default because each costs GPU work. */
 export interface DebugOptions {
   /**
-   * Check the output of every op for NaN and infinity with one extra dispatch per op. The next
-   * read-back (`Tensor.data()`, `item()`, `engine().read`) or `checkNumerics()` then throws a
-   * TemaError naming the first op, in recording order, whose output was not finite.
+   * Check for NaN and infinity in the output of every differentiable op and in each gradient
+   * that backward computes, with one extra dispatch each. The next read-back (`Tensor.data()`,
+   * `item()`, `engine().read`) or `checkNumerics()` then throws a TemaError naming the first op,
+   * in recording order, whose output was not finite. Fills, copies and optimizer updates are
+   * not checked.
    */
   checkNumerics?: boolean;
 }
 
-// Each invocation tests one 32-bit word by its exponent bits, which compilers cannot fold away
-// as they may fold isnan()/isinf() under fast-math. The first non-finite op wins because the
-// flag keeps the maximum of (0xffffffff - op index), and 0 means "all finite".
+// Each invocation tests the exponent bits of one 32-bit word (one f32, or two f16 halves).
+// WGSL lets implementations assume that floats are never NaN or infinite, so a float comparison
+// could be folded away, while an integer test of the bits cannot. The first non-finite op wins
+// because the flag keeps the maximum of (0xffffffff - op index), and 0 means "all finite".
 const CHECK_FINITE = `
 struct Params {
   words: u32,
