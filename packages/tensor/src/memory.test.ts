@@ -1,6 +1,6 @@
 import { beforeAll, describe, expect, it } from 'vitest';
 import { engine, init } from './engine.js';
-import { crossEntropy, linear, mul, rmsNorm, silu, sum } from './ops/index.js';
+import { clone, crossEntropy, linear, mul, rmsNorm, silu, sum } from './ops/index.js';
 import { AdamW, clipGradNorm } from './optim.js';
 import { BufferPool } from './pool.js';
 import { backward, fromData, noGrad, tidy, type Tensor } from './tensor.js';
@@ -151,5 +151,15 @@ describe('memory', () => {
     expect(live()).toBe(before + BufferPool.sizeClass(16));
     w.grad!.dispose();
     w.dispose();
+  });
+});
+
+describe('rejected ops', () => {
+  it('clone of f16 allocates nothing', () => {
+    const half = fromData([0x3c00, 0x4000], [2], 'f16');
+    const before = live();
+    expect(() => clone(half)).toThrow(/clone: f16 tensors are not supported, got f16\[2\]/);
+    expect(live()).toBe(before);
+    half.dispose();
   });
 });

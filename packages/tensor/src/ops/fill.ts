@@ -55,8 +55,8 @@ export function copyBlock(
 
 /** A copy of `t` in a new buffer (no autograd). */
 export function clone(t: Tensor): Tensor {
+  if (t.dtype === 'f16') throw new ShapeError(`clone: f16 tensors are not supported, got ${t.describe()}`);
   const out = empty(t.shape, t.dtype);
-  if (t.dtype === 'f16') throw new ShapeError('clone: f16 tensors are not supported');
   copyBlock(t, out, { rows: 1, cols: t.size, srcOffset: 0, srcStride: 0, dstOffset: 0, dstStride: 0 });
   return out;
 }
