@@ -1,7 +1,7 @@
 import { BYTES_PER_ELEMENT, type DType, typedArrayFor } from './dtype.js';
 import { engine } from './engine.js';
 import { ShapeError, TemaError } from './errors.js';
-import { checkOutput } from './numerics.js';
+import { checkOutput, isCheckingNumerics } from './numerics.js';
 
 /** A reference-counted GPU buffer shared by a tensor and its views. */
 class Storage {
@@ -313,7 +313,7 @@ export function recordOp(
   backward: (gradOutput: Tensor, saved: Tensor[]) => (Tensor | null)[],
 ): void {
   // A reshape is a view of values already checked.
-  if (op !== 'reshape') checkOutput(op, output.buffer, output.shape, output.dtype);
+  if (op !== 'reshape' && isCheckingNumerics()) checkOutput(op, output.buffer, output.shape, output.dtype);
   if (!gradEnabled || !inputs.some((t) => t.requiresGrad)) return;
   const node: GradNode = { op, output, inputs, saved: saved.map((t) => t.retain()), backward, freed: false };
   output.requiresGrad = true;
@@ -397,8 +397,8 @@ export function backward(loss: Tensor, gradOutput?: Tensor): void {
       );
     }
     const returned = noGrad(() => node.backward(g, node.saved));
-    for (const gi of returned) {
-      if (gi && gi !== g && node.op !== 'reshape') checkOutput(`${node.op} backward`, gi.buffer, gi.shape, gi.dtype);
+    if (isCheckingNumerics() && node.op !== 'reshape') {
+      for (const gi of returned) if (gi && gi !== g) checkOutput(`${node.op} backward`, gi.buffer, gi.shape, gi.dtype);
     }
     // A backward may pass its incoming gradient through unchanged, even to several inputs:
     // give each use its own handle so that every handle can be disposed on its own.
