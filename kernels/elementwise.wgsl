@@ -40,5 +40,19 @@ fn main(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgroups) nwg:
   if (i >= p.n) {
     return;
   }
-  Out[i] = op(A[i % p.aLen], B[i % p.bLen], C[i % p.cLen]);
+  // Integer division has no vector form on CPU adapters, so the index is divided only when
+  // an input really broadcasts.
+  var ia = i;
+  var ib = i;
+  var ic = i;
+  if (p.aLen != p.n) {
+    ia = i % p.aLen;
+  }
+  if (p.bLen != p.n) {
+    ib = i % p.bLen;
+  }
+  if (p.cLen != p.n) {
+    ic = i % p.cLen;
+  }
+  Out[i] = op(A[ia], B[ib], C[ic]);
 }

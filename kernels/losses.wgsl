@@ -258,3 +258,118 @@ fn divergence_backward(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroup
     dOut[base + j] = gscale * exp(ls) * (score(ls, lt) - mean);
   }
 }
+
+// ---- One invocation per row, with no workgroup memory or barriers. CPU adapters (lavapipe)
+// run a whole workgroup as loops over its invocations and split it at every barrier, so the
+// tree reductions above cost far more there than a plain loop over the row.
+
+// Bindings as cross_entropy.
+@compute @workgroup_size(64)
+fn cross_entropy_rows(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgroups) nwg: vec3u) {
+  let row = gid.x + gid.y * nwg.x * 64u;
+  if (row >= p.rows) {
+    return;
+  }
+  let base = row * p.V;
+  var m = -3.0e38;
+  for (var j = 0u; j < p.V; j = j + 1u) {
+    m = max(m, ceZ[base + j]);
+  }
+  var s = 0.0;
+  for (var j = 0u; j < p.V; j = j + 1u) {
+    s = s + exp(ceZ[base + j] - m);
+  }
+  let lse = m + log(s);
+  let t = ceT[row];
+  ceLSE[row] = lse;
+  if (t < 0) {
+    ceLoss[row] = 0.0;
+  } else {
+    ceLoss[row] = lse - ceZ[base + u32(t)];
+  }
+}
+
+fn single_stats(base: u32, which: u32) -> vec2f {
+  var m = -3.0e38;
+  for (var j = 0u; j < p.V; j = j + 1u) {
+    m = max(m, logit(which, base + j) * p.invT);
+  }
+  var s = 0.0;
+  for (var j = 0u; j < p.V; j = j + 1u) {
+    s = s + exp(logit(which, base + j) * p.invT - m);
+  }
+  return vec2f(m, log(s));
+}
+
+// Bindings as divergence.
+@compute @workgroup_size(64)
+fn divergence_rows(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgroups) nwg: vec3u) {
+  let row = gid.x + gid.y * nwg.x * 64u;
+  if (row >= p.rows) {
+    return;
+  }
+  if (kTargets[row] < 0) {
+    kOut[row] = 0.0;
+    return;
+  }
+  let base = row * p.V;
+  let ss = single_stats(base, 0u);
+  let ts = single_stats(base, 1u);
+  var acc = 0.0;
+  for (var j = 0u; j < p.V; j = j + 1u) {
+    let ls = kS[base + j] * p.invT - ss.x - ss.y;
+    let lt = kT[base + j] * p.invT - ts.x - ts.y;
+    acc = acc + divergence_term(ls, lt);
+  }
+  kOut[row] = p.T2 * acc;
+}
+
+fn bsingle_stats(base: u32, which: u32) -> vec2f {
+  var m = -3.0e38;
+  for (var j = 0u; j < p.V; j = j + 1u) {
+    m = max(m, blogit(which, base + j) * p.invT);
+  }
+  var s = 0.0;
+  for (var j = 0u; j < p.V; j = j + 1u) {
+    s = s + exp(blogit(which, base + j) * p.invT - m);
+  }
+  return vec2f(m, log(s));
+}
+
+// Bindings as divergence_backward.
+@compute @workgroup_size(64)
+fn divergence_backward_rows(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgroups) nwg: vec3u) {
+  let row = gid.x + gid.y * nwg.x * 64u;
+  if (row >= p.rows) {
+    return;
+  }
+  let base = row * p.V;
+  if (dTargets[row] < 0) {
+    for (var j = 0u; j < p.V; j = j + 1u) {
+      dOut[base + j] = 0.0;
+    }
+    return;
+  }
+  let gscale = dG[0] * p.invNorm * p.T2 * p.invT;
+  let ss = bsingle_stats(base, 0u);
+  let ts = bsingle_stats(base, 1u);
+  if (p.direction == 0u) {
+    for (var j = 0u; j < p.V; j = j + 1u) {
+      let ps = exp(dS[base + j] * p.invT - ss.x - ss.y);
+      let pt = exp(dT[base + j] * p.invT - ts.x - ts.y);
+      dOut[base + j] = gscale * (ps - pt);
+    }
+    return;
+  }
+  var mean = 0.0;
+  for (var j = 0u; j < p.V; j = j + 1u) {
+    let ls = dS[base + j] * p.invT - ss.x - ss.y;
+    let lt = dT[base + j] * p.invT - ts.x - ts.y;
+    mean = mean + exp(ls) * score(ls, lt);
+  }
+  for (var j = 0u; j < p.V; j = j + 1u) {
+    let ls = dS[base + j] * p.invT - ss.x - ss.y;
+    let lt = dT[base + j] * p.invT - ts.x - ts.y;
+    dOut[base + j] = gscale * exp(ls) * (score(ls, lt) - mean);
+  }
+}

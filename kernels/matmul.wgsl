@@ -4,11 +4,21 @@
 // (z / nb1, z % nb1); operand A uses inner index (z % nb1) / gA and B uses (z % nb1) / gB, which lets
 // several query heads share one key/value head (grouped-query attention).
 //
-// Variants (chosen per adapter by measurement, see packages/tensor/src/ops/matmul.ts):
-//   tile4x4  - each invocation computes a 4x4 block of C from registers, no workgroup memory;
-//              fastest on CPU implementations such as lavapipe, where workgroup memory is plain memory.
-//   shared16 - 16x16 invocations share 64x64 tiles of A and B in workgroup memory; the usual
-//              choice on discrete GPUs.
+// Variants (packages/tensor/src/ops/matmul.ts picks one per adapter and shape class, measured by
+// tuneMatmul in packages/tensor/src/tuning.ts). Every variant takes any strides and guards its edges.
+//   tile4x4      - each invocation computes a 4x4 block of C from registers, no workgroup memory.
+//                  The fallback on CPU implementations without subgroups, where workgroup memory is
+//                  plain memory and only buys copies.
+//   shared16     - 16x16 invocations share 64x64 tiles of A and B in workgroup memory; the default on
+//                  discrete GPUs, where workgroup memory saves global loads.
+//   subgroup8x8  - 8 invocations compute an 8x64 block of C, each an 8x8 block. Lane i loads the A
+//                  value of row i only and subgroupBroadcast hands it to the others, so A costs one
+//                  load per k for 8 rows instead of 8. On a CPU implementation a subgroup is one SIMD
+//                  register and a broadcast is one shuffle, while every per-lane load is a gather:
+//                  on lavapipe (2 cores) it ran 1024x1024 at about 19 GFLOP/s against 5-11 for
+//                  tile4x4 (bench/matmul.ts). Needs the `subgroups` feature and subgroups of at
+//                  least 8 invocations; it lives after the SUBGROUPS marker below, which
+//                  matmul.ts compiles only on such devices, prefixed with `enable subgroups;`.
 // Reference: matmulReference in packages/tensor/src/ops/matmul.ts.
 
 struct Params {
@@ -148,6 +158,63 @@ fn shared16(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_id) lid
         let col = colBase + lid.x * 4u + j;
         if (col < p.N) {
           store(o.c, row, col, acc[i][j]);
+        }
+      }
+    }
+  }
+}
+
+// SUBGROUPS: everything below needs `enable subgroups;` (matmul.ts adds it).
+
+// One workgroup of 8 lanes covers rows [row0, row0 + 8) and columns [col0, col0 + 64). Lane l owns
+// columns col0 + 4l + (0..3) and col0 + 32 + 4l + (0..3) of all 8 rows. The workgroup must be one
+// subgroup-aligned group of 8 (subgroup size >= 8), so lane l's subgroup_invocation_id is l mod 8.
+@compute @workgroup_size(8, 1, 1)
+fn subgroup8x8(
+  @builtin(workgroup_id) wid: vec3u,
+  @builtin(local_invocation_id) lid: vec3u,
+  @builtin(subgroup_invocation_id) lane: u32,
+) {
+  let o = bases(wid.z);
+  let row0 = wid.y * 8u;
+  let col0 = wid.x * 64u + lid.x * 4u;
+
+  // Out-of-range rows and columns load a clamped in-range element and are never stored, so every lane
+  // runs the whole k loop and the broadcasts stay in uniform control flow.
+  let aRow = o.a + min(row0 + lane % 8u, p.M - 1u) * p.sAm;
+  var colL: vec4u;
+  var colR: vec4u;
+  for (var j = 0u; j < 4u; j = j + 1u) {
+    colL[j] = o.b + min(col0 + j, p.N - 1u) * p.sBn;
+    colR[j] = o.b + min(col0 + 32u + j, p.N - 1u) * p.sBn;
+  }
+
+  var accL: array<vec4f, 8>;
+  var accR: array<vec4f, 8>;
+  for (var k = 0u; k < p.K; k = k + 1u) {
+    let bk = k * p.sBk;
+    let bL = vec4f(B[colL.x + bk], B[colL.y + bk], B[colL.z + bk], B[colL.w + bk]);
+    let bR = vec4f(B[colR.x + bk], B[colR.y + bk], B[colR.z + bk], B[colR.w + bk]);
+    let a = A[aRow + k * p.sAk];
+    let av = array<f32, 8>(
+      subgroupBroadcast(a, 0u), subgroupBroadcast(a, 1u), subgroupBroadcast(a, 2u), subgroupBroadcast(a, 3u),
+      subgroupBroadcast(a, 4u), subgroupBroadcast(a, 5u), subgroupBroadcast(a, 6u), subgroupBroadcast(a, 7u),
+    );
+    for (var r = 0u; r < 8u; r = r + 1u) {
+      accL[r] = fma(vec4f(av[r]), bL, accL[r]);
+      accR[r] = fma(vec4f(av[r]), bR, accR[r]);
+    }
+  }
+
+  for (var r = 0u; r < 8u; r = r + 1u) {
+    let row = row0 + r;
+    if (row < p.M) {
+      for (var j = 0u; j < 4u; j = j + 1u) {
+        if (col0 + j < p.N) {
+          store(o.c, row, col0 + j, accL[r][j]);
+        }
+        if (col0 + 32u + j < p.N) {
+          store(o.c, row, col0 + 32u + j, accR[r][j]);
         }
       }
     }

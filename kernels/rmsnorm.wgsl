@@ -97,3 +97,43 @@ fn backward_weight(@builtin(global_invocation_id) gid: vec3u) {
   }
   wDW[j] = s;
 }
+
+// ---- One invocation per row, no barriers: the variant for CPU adapters (see losses.wgsl).
+
+// Bindings as forward.
+@compute @workgroup_size(64)
+fn forward_rows(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgroups) nwg: vec3u) {
+  let row = gid.x + gid.y * nwg.x * 64u;
+  if (row >= p.rows) {
+    return;
+  }
+  let base = row * p.cols;
+  var s = 0.0;
+  for (var j = 0u; j < p.cols; j = j + 1u) {
+    s = s + fX[base + j] * fX[base + j];
+  }
+  let rstd = 1.0 / sqrt(s / f32(p.cols) + p.eps);
+  for (var j = 0u; j < p.cols; j = j + 1u) {
+    fY[base + j] = fX[base + j] * rstd * fW[j];
+  }
+  fRstd[row] = rstd;
+}
+
+// Bindings as backward_input.
+@compute @workgroup_size(64)
+fn backward_input_rows(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgroups) nwg: vec3u) {
+  let row = gid.x + gid.y * nwg.x * 64u;
+  if (row >= p.rows) {
+    return;
+  }
+  let base = row * p.cols;
+  let rstd = bRstd[row];
+  var s = 0.0;
+  for (var j = 0u; j < p.cols; j = j + 1u) {
+    s = s + bW[j] * bG[base + j] * bX[base + j];
+  }
+  let m = s / f32(p.cols);
+  for (var j = 0u; j < p.cols; j = j + 1u) {
+    bDX[base + j] = rstd * (bW[j] * bG[base + j] - bX[base + j] * rstd * rstd * m);
+  }
+}

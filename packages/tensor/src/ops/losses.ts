@@ -1,11 +1,11 @@
 import { ShapeError } from '../errors.js';
 import { empty, recordOp, type Tensor } from '../tensor.js';
-import { expectF32, grid, kernel, lastDim, rowGrid, run } from './util.js';
+import { expectF32, grid, kernel, lastDim, rowKernel, run } from './util.js';
 
-const CE = kernel('losses', 'cross_entropy', 'rrww');
+const CE = rowKernel('losses', 'cross_entropy', 'cross_entropy_rows', 'rrww');
 const CE_BACKWARD = kernel('losses', 'cross_entropy_backward', 'rrrrw');
-const DIV = kernel('losses', 'divergence', 'rrrw');
-const DIV_BACKWARD = kernel('losses', 'divergence_backward', 'rrrrw');
+const DIV = rowKernel('losses', 'divergence', 'divergence_rows', 'rrrw');
+const DIV_BACKWARD = rowKernel('losses', 'divergence_backward', 'divergence_backward_rows', 'rrrrw');
 const SUM_ALL = kernel('reduce', 'sum_all', 'rw');
 
 /** Label value of positions that count for nothing, as PyTorch's ignore_index. */
@@ -39,7 +39,8 @@ export function crossEntropy(logits: Tensor, targets: Tensor, normalizer: number
   if (!(normalizer > 0)) throw new ShapeError(`crossEntropy: normalizer must be positive, got ${normalizer}`);
   const rowLoss = empty([rows]);
   const lse = empty([rows]);
-  run(CE, [rows, V, 0], [1, 1, 0, 1 / normalizer], [logits, targets, rowLoss, lse], rowGrid(rows));
+  const ce = CE(rows);
+  run(ce.spec, [rows, V, 0], [1, 1, 0, 1 / normalizer], [logits, targets, rowLoss, lse], ce.workgroups);
   const loss = sumRows(rowLoss, normalizer);
   rowLoss.dispose();
   recordOp('crossEntropy', loss, [logits], [logits, targets, lse], (g, [logits, targets, lse]) => {
@@ -80,12 +81,14 @@ export function divergence(student: Tensor, teacher: Tensor, targets: Tensor, op
   const u32 = [rows, V, DIRECTION_CODE[direction]];
   const f32 = [1 / temperature, temperature * temperature, jsdBeta, 1 / normalizer];
   const rowLoss = empty([rows]);
-  run(DIV, u32, f32, [student, teacher, targets, rowLoss], rowGrid(rows));
+  const div = DIV(rows);
+  run(div.spec, u32, f32, [student, teacher, targets, rowLoss], div.workgroups);
   const loss = sumRows(rowLoss, normalizer);
   rowLoss.dispose();
   recordOp('divergence', loss, [student], [student, teacher, targets], (g, [student, teacher, targets]) => {
     const dz = empty(student.shape);
-    run(DIV_BACKWARD, u32, f32, [student, teacher, targets, g, dz], rowGrid(rows));
+    const back = DIV_BACKWARD(rows);
+    run(back.spec, u32, f32, [student, teacher, targets, g, dz], back.workgroups);
     return [dz];
   });
   return loss;

@@ -1,9 +1,9 @@
 import { ShapeError } from '../errors.js';
 import { empty, recordOp, type Tensor } from '../tensor.js';
-import { expectF32, kernel, lastDim, rowGrid, run } from './util.js';
+import { expectF32, kernel, lastDim, rowKernel, run } from './util.js';
 
-const FORWARD = kernel('rmsnorm', 'forward', 'rrww');
-const BACKWARD_INPUT = kernel('rmsnorm', 'backward_input', 'rrrrw');
+const FORWARD = rowKernel('rmsnorm', 'forward', 'forward_rows', 'rrww');
+const BACKWARD_INPUT = rowKernel('rmsnorm', 'backward_input', 'backward_input_rows', 'rrrrw');
 const BACKWARD_WEIGHT = kernel('rmsnorm', 'backward_weight', 'rrrw');
 
 /** RMSNorm over the last dimension: x / sqrt(mean(x²) + eps) * weight, as Llama's LlamaRMSNorm. */
@@ -14,13 +14,15 @@ export function rmsNorm(x: Tensor, weight: Tensor, eps: number): Tensor {
   const rows = x.size / cols;
   const y = empty(x.shape);
   const rstd = empty([rows]);
-  run(FORWARD, [rows, cols], [eps], [x, weight, y, rstd], rowGrid(rows));
+  const fwd = FORWARD(rows);
+  run(fwd.spec, [rows, cols], [eps], [x, weight, y, rstd], fwd.workgroups);
   recordOp('rmsNorm', y, [x, weight], [x, weight, rstd], (g, [xs, ws, rstd]) => {
     let gx: Tensor | null = null;
     let gw: Tensor | null = null;
     if (x.requiresGrad) {
       gx = empty(x.shape);
-      run(BACKWARD_INPUT, [rows, cols], [eps], [xs, ws, g, rstd, gx], rowGrid(rows));
+      const back = BACKWARD_INPUT(rows);
+      run(back.spec, [rows, cols], [eps], [xs, ws, g, rstd, gx], back.workgroups);
     }
     if (weight.requiresGrad) {
       gw = empty(weight.shape);

@@ -62,3 +62,17 @@ export function expectSameShape(op: string, a: Tensor, b: Tensor): void {
 export function lastDim(t: Tensor): number {
   return t.shape[t.shape.length - 1] ?? 1;
 }
+
+/**
+ * A row-reduction kernel in two variants: a workgroup per row with a tree reduction (GPUs), or
+ * one invocation per row with plain loops (CPU adapters such as lavapipe, where barriers are
+ * expensive). Both compute the same sums in different orders.
+ */
+export function rowKernel(file: KernelFile, workgroupEntry: string, rowsEntry: string, bindings: string) {
+  const perWorkgroup = kernel(file, workgroupEntry, bindings);
+  const perInvocation = kernel(file, rowsEntry, bindings);
+  return (rows: number): { spec: KernelSpec; workgroups: [number, number] } =>
+    // NOTE: chosen by adapter type, not measured; a GPU with a small vocabulary might prefer
+    // the per-invocation variant too.
+    engine().info.isSoftware ? { spec: perInvocation, workgroups: grid(rows, 64) } : { spec: perWorkgroup, workgroups: rowGrid(rows) };
+}
