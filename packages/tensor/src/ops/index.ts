@@ -7,6 +7,7 @@ export { MAPS, map, reduceTo, add, sub, mul, scale, silu, gelu, swiglu, addInPla
 export { fillInPlace, full, zeros, ones, clone, assign, copyBlock } from './fill.js';
 export { matmul, linear, gemm, matmulReference, matmulVariant, setMatmulVariant, type MatmulVariant, type Strides } from './matmul.js';
 export { rmsNorm, rmsNormReference } from './norm.js';
+export { layerNorm, layerNormReference } from './layernorm.js';
 export { rope, ropeTable, ropeInverseFrequencies, ropeReference, type RopeLayout } from './rope.js';
 export { attention, attentionReference, type AttentionOptions, type AttentionLayout } from './attention.js';
 export {
