@@ -20,5 +20,6 @@ export {
 } from './tensor.js';
 export * from './ops/index.js';
 export * from './optim.js';
+export * from './tuning.js';
 export { seededRandom, randomArray, maxAbsDiff } from './testing.js';
 export { setDebug, checkNumerics, isCheckingNumerics, type DebugOptions } from './numerics.js';

@@ -1,8 +1,9 @@
-import { engine } from '../engine.js';
-import { ShapeError } from '../errors.js';
+import { engine, type KernelSpec } from '../engine.js';
+import { ConfigError, ShapeError } from '../errors.js';
+import { KERNELS } from '../kernels.generated.js';
 import { empty, formatShape, recordOp, type Tensor } from '../tensor.js';
 import { reduceTo } from './elementwise.js';
-import { expectF32, kernel, lastDim } from './util.js';
+import { expectF32, lastDim } from './util.js';
 
 /** Element strides of one operand: batch (outer, inner), row and column. */
 export interface Strides {
@@ -25,26 +26,98 @@ export interface GemmShape {
   innerBatch?: number;
 }
 
-export type MatmulVariant = 'tile4x4' | 'shared16';
+export type MatmulVariant = 'tile4x4' | 'shared16' | 'subgroup8x8';
 
-const VARIANTS: Record<MatmulVariant, { spec: ReturnType<typeof kernel>; tile: number }> = {
-  tile4x4: { spec: kernel('matmul', 'tile4x4', 'rrw'), tile: 32 },
-  shared16: { spec: kernel('matmul', 'shared16', 'rrw'), tile: 64 },
+/** Every variant, in the order benchmarks list them. */
+export const MATMUL_VARIANTS: readonly MatmulVariant[] = ['tile4x4', 'shared16', 'subgroup8x8'];
+
+/**
+ * Shape classes that tuning measures separately: `skinny` is a product with one output side of at
+ * most 64 (LoRA's rank-r factors, small models' heads), `small` one of under 2^26 multiply-adds
+ * (below about 400^3), `large` the rest.
+ */
+export type MatmulShapeClass = 'small' | 'large' | 'skinny';
+
+export const MATMUL_SHAPE_CLASSES: readonly MatmulShapeClass[] = ['small', 'large', 'skinny'];
+
+/** Classify one product for the per-class variant choice. */
+export function matmulShapeClass(shape: Pick<GemmShape, 'M' | 'N' | 'K'>): MatmulShapeClass {
+  if (Math.min(shape.M, shape.N) <= 64) return 'skinny';
+  return shape.M * shape.N * shape.K < 2 ** 26 ? 'small' : 'large';
+}
+
+// The subgroup variants sit after this marker in matmul.wgsl. The module without them compiles on
+// every device, and the one with them needs `enable subgroups;` and the `subgroups` feature.
+const SUBGROUP_MARKER = '// SUBGROUPS:';
+const PLAIN_SOURCE = KERNELS.matmul.slice(0, KERNELS.matmul.indexOf(SUBGROUP_MARKER));
+const SUBGROUP_SOURCE = `enable subgroups;\n${KERNELS.matmul}`;
+
+interface VariantInfo {
+  spec: KernelSpec;
+  /** Rows and columns of C per workgroup. */
+  rows: number;
+  cols: number;
+  needsSubgroups: boolean;
+}
+
+const VARIANTS: Record<MatmulVariant, VariantInfo> = {
+  tile4x4: { spec: spec(PLAIN_SOURCE, 'tile4x4'), rows: 32, cols: 32, needsSubgroups: false },
+  shared16: { spec: spec(PLAIN_SOURCE, 'shared16'), rows: 64, cols: 64, needsSubgroups: false },
+  subgroup8x8: { spec: spec(SUBGROUP_SOURCE, 'subgroup8x8'), rows: 8, cols: 64, needsSubgroups: true },
 };
 
-let chosen: MatmulVariant | null = null;
-
-/** Use one matmul variant from now on (benchmarks and tuning set this). */
-export function setMatmulVariant(variant: MatmulVariant | null): void {
-  chosen = variant;
+function spec(source: string, entry: string): KernelSpec {
+  return { source, entry, bindings: 'rrw' };
 }
 
 /**
- * The variant in use: the one set by `setMatmulVariant` (tuning measures both at init), else
- * register tiles on a software adapter and workgroup-memory tiles on a GPU.
+ * True when this device can run `variant`: subgroup8x8 needs the `subgroups` feature and a reported
+ * minimum subgroup size of at least 8, because it broadcasts from lanes 0..7 of one subgroup.
  */
-export function matmulVariant(): MatmulVariant {
-  return chosen ?? (engine().info.isSoftware ? 'tile4x4' : 'shared16');
+export function matmulVariantSupported(variant: MatmulVariant): boolean {
+  if (!VARIANTS[variant].needsSubgroups) return true;
+  const info = engine().info;
+  const minSize = (info.adapter.info as { subgroupMinSize?: number } | undefined)?.subgroupMinSize ?? 0;
+  return info.features.has('subgroups') && minSize >= 8;
+}
+
+/** The variants this device can run. */
+export function supportedMatmulVariants(): MatmulVariant[] {
+  return MATMUL_VARIANTS.filter(matmulVariantSupported);
+}
+
+let forced: MatmulVariant | null = null;
+let tuned: Partial<Record<MatmulShapeClass, MatmulVariant>> = {};
+
+/** Use one matmul variant for every shape from now on (benchmarks and tests); null undoes it. */
+export function setMatmulVariant(variant: MatmulVariant | null): void {
+  if (variant && !matmulVariantSupported(variant)) {
+    throw new ConfigError(`matmul variant ${variant} needs the subgroups feature with subgroups of at least 8 lanes, which this adapter lacks`);
+  }
+  forced = variant;
+}
+
+/** Set the variant per shape class, as measured by `tuneMatmul`; classes left out use the default rule. */
+export function setMatmulChoice(choice: Partial<Record<MatmulShapeClass, MatmulVariant>>): void {
+  tuned = { ...choice };
+}
+
+/** The per-class choice set by `setMatmulChoice` (empty before tuning). */
+export function matmulChoice(): Partial<Record<MatmulShapeClass, MatmulVariant>> {
+  return { ...tuned };
+}
+
+/**
+ * The variant for a product of this shape (a 1024^3 one when no shape is given): the one forced by
+ * `setMatmulVariant`, else the tuned choice for its shape class, else the default rule. The default on
+ * a software adapter is subgroup8x8 where supported and tile4x4 otherwise, and on a GPU shared16.
+ */
+export function matmulVariant(shape: Pick<GemmShape, 'M' | 'N' | 'K'> = { M: 1024, N: 1024, K: 1024 }): MatmulVariant {
+  if (forced) return forced;
+  const choice = tuned[matmulShapeClass(shape)];
+  if (choice) return choice;
+  if (!engine().info.isSoftware) return 'shared16';
+  return matmulVariantSupported('subgroup8x8') ? 'subgroup8x8' : 'tile4x4';
 }
 
 /** C = alpha * A · B + beta * C over raw strided operands (no autograd, no shape checks). */
@@ -58,10 +131,18 @@ export function gemm(
   shape: GemmShape,
   alpha = 1,
   beta = 0,
-  variant: MatmulVariant = matmulVariant(),
+  variant: MatmulVariant = matmulVariant(shape),
 ): void {
   const { M, N, K, batch } = shape;
   const v = VARIANTS[variant];
+  const groups: [number, number, number] = [Math.ceil(N / v.cols), Math.ceil(M / v.rows), batch];
+  const max = engine().device.limits.maxComputeWorkgroupsPerDimension;
+  if (groups[1] > max && variant !== 'tile4x4') {
+    // Tall products (over 8 * 65535 rows for subgroup8x8 with the default limit) take the variant
+    // with the most rows per workgroup, which the engine still rejects past its own limit.
+    gemm(a, sa, b, sb, c, sc, shape, alpha, beta, 'tile4x4');
+    return;
+  }
   engine().dispatch(
     v.spec,
     [
@@ -74,7 +155,7 @@ export function gemm(
     ],
     [alpha, beta],
     [a.buffer, b.buffer, c.buffer],
-    [Math.ceil(N / v.tile), Math.ceil(M / v.tile), batch],
+    groups,
   );
 }
 
