@@ -8,7 +8,6 @@ import {
   crossEntropy,
   engine,
   fromData,
-  noGrad,
   tidy,
   untrack,
   type Tensor,
@@ -16,7 +15,8 @@ import {
 import type { LlamaModel } from '@tematrainer/models';
 import type { LoraModel } from '@tematrainer/peft';
 import { TRAINING_DEFAULTS, validateTraining, type TrainingArguments } from './args.js';
-import { IGNORE_INDEX, type Batch, type SamplerState } from './data/index.js';
+import type { Batch, SamplerState } from './data/index.js';
+import { countTargets, evaluateModel, shiftLabels } from './evaluate.js';
 import { ProgressBar } from './progress.js';
 import { saveCheckpoint } from './checkpoint.js';
 import { learningRate, warmupStepsOf } from './schedule.js';
@@ -75,22 +75,6 @@ export interface LossParts {
   loss: Tensor;
   ce: Tensor;
   kl: Tensor | null;
-}
-
-/** Targets for next-token prediction: position t predicts labels[t + 1]; the last position predicts nothing. */
-export function shiftLabels(batch: Batch): Int32Array {
-  const { batchSize: B, seqLen: T, labels } = batch;
-  const out = new Int32Array(B * T).fill(IGNORE_INDEX);
-  for (let b = 0; b < B; b++) {
-    for (let t = 0; t < T - 1; t++) out[b * T + t] = labels[b * T + t + 1];
-  }
-  return out;
-}
-
-export function countTargets(targets: Int32Array): number {
-  let n = 0;
-  for (const t of targets) if (t !== IGNORE_INDEX) n++;
-  return n;
 }
 
 interface PendingStep {
@@ -262,30 +246,8 @@ export class SftTrainer {
 
   /** Mean next-token NLL and perplexity over `batches` (every counted target). */
   async evaluate(batches: Batch[] = this.evalBatches): Promise<EvalResult> {
-    const sums: Tensor[] = [];
-    let count = 0;
-    for (const batch of batches) {
-      const targets = shiftLabels(batch);
-      count += countTargets(targets);
-      sums.push(
-        untrack(
-          tidy(() =>
-            noGrad(() => {
-              const ids = fromData(batch.inputIds, [batch.batchSize, batch.seqLen], 'i32');
-              const logits = this.model.forward(ids).reshape([batch.batchSize * batch.seqLen, -1]);
-              return crossEntropy(logits, fromData(targets, [targets.length], 'i32'), 1);
-            }),
-          ),
-        ),
-      );
-    }
-    let total = 0;
-    for (const s of sums) {
-      total += await s.item();
-      s.dispose();
-    }
-    const loss = total / Math.max(1, count);
-    return { step: this.globalStep, eval_loss: loss, eval_perplexity: Math.exp(loss), eval_tokens: count };
+    const { loss, perplexity, tokens } = await evaluateModel(this.model, batches);
+    return { step: this.globalStep, eval_loss: loss, eval_perplexity: perplexity, eval_tokens: tokens };
   }
 
   protected record(entry: LogRecord | EvalResult): void {
