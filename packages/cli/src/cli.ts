@@ -11,6 +11,8 @@ export interface Command {
   summary: string;
   /** The argument synopsis after `tema <name>`, for example `FILE`. */
   usage: string;
+  /** More text for `tema <name> --help`, after the synopsis and summary (for example a config's fields). */
+  help?: string;
   /** Runs the command on the arguments after its name and returns the process exit code. */
   run(args: string[], output: Output): Promise<number>;
 }

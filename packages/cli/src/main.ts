@@ -30,7 +30,8 @@ export function usage(): string {
 }
 
 function commandUsage(command: Command): string {
-  return `usage: tema ${command.name}${command.usage ? ` ${command.usage}` : ''}\n${command.summary}\n`;
+  const help = command.help ? `\n${command.help}\n` : '';
+  return `usage: tema ${command.name}${command.usage ? ` ${command.usage}` : ''}\n${command.summary}\n${help}`;
 }
 
 /** Runs the `tema` command line `argv` (without the node and script paths) and returns the exit code. */

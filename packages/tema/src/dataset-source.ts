@@ -43,7 +43,7 @@ export async function loadTrainingData(file: string, tokenizer: TextTokenizer, o
   const { examples, truncated } = tokenizeDataset(dataset.examples, tokenizer, {
     maxLength: options.maxLength,
     completionOnlyLoss: options.completionOnlyLoss,
-    logger: options.logger && ((message) => options.logger!(`${file}: ${message}`)),
+    logger: (message) => options.logger?.(`${file}: ${message}`),
   });
   if (truncated > 0) options.logger?.(`${file}: ${truncated} of ${examples.length} examples truncated to max_length ${options.maxLength}`);
 
@@ -55,12 +55,12 @@ export async function loadTrainingData(file: string, tokenizer: TextTokenizer, o
   return { file, format: dataset.format, records: examples.length, truncated, sequences };
 }
 
-/** A seeded, shuffled source of padded training batches over `data`, restorable from its state. */
+/** Build a seeded, shuffled source of padded training batches over `data`, restorable from its state. */
 export function trainingBatches(data: TrainingData, tokenizer: TextTokenizer, batchSize: number, seed: number): Batcher {
   return new Batcher(data.sequences, { batchSize, seed, padId: paddingId(tokenizer) });
 }
 
-/** Evaluation batches of `data` in file order, the last one smaller when the count does not divide. */
+/** Cut `data` into evaluation batches in file order, the last one smaller when the count does not divide. */
 export function evaluationBatches(data: TrainingData, tokenizer: TextTokenizer, batchSize: number): Batch[] {
   const batches: Batch[] = [];
   for (let start = 0; start < data.sequences.length; start += batchSize) {

@@ -32,7 +32,7 @@ export interface RunResult {
   losses: number[];
 }
 
-/** The checkpoint-N folder of `outputDir` with the largest N, or null. */
+/** Find the checkpoint-N folder of `outputDir` with the largest N; null when there is none. */
 export function latestCheckpoint(outputDir: string): string | null {
   if (!existsSync(outputDir)) return null;
   const steps = readdirSync(outputDir)
@@ -77,6 +77,8 @@ export async function runTraining(config: TrainConfig, options: RunOptions = {})
 
   const lora = getPeftModel(model, config.lora, { seed: args.seed });
   const plainSft = config.tema.temaBeta === 0;
+  let progressLabel: string | null = plainSft ? 'sft' : 'tema';
+  if (options.progress === false) progressLabel = null;
   const trainer = new TemaTrainer({
     model,
     lora,
@@ -84,7 +86,7 @@ export async function runTraining(config: TrainConfig, options: RunOptions = {})
     tema: config.tema,
     train: trainingBatches(train, tokenizer, args.perDeviceTrainBatchSize, args.seed),
     eval: evalData ? evaluationBatches(evalData, tokenizer, args.perDeviceEvalBatchSize) : [],
-    progressLabel: options.progress === false ? null : plainSft ? 'sft' : 'tema',
+    progressLabel,
   });
 
   try {
