@@ -53,6 +53,11 @@ export class BufferPool {
     list.push(buffer);
   }
 
+  /** Start a new peak measurement from the bytes live now (peakBytes is otherwise a process-wide maximum). */
+  resetPeak(): void {
+    this.peakBytes = this.liveBytes;
+  }
+
   id(buffer: GPUBuffer): number {
     return this.ids.get(buffer) ?? 0;
   }
