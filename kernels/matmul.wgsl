@@ -15,8 +15,9 @@
 //                  value of row i only and subgroupBroadcast hands it to the others, so A costs one
 //                  load per k for 8 rows instead of 8. On a CPU implementation a subgroup is one SIMD
 //                  register and a broadcast is one shuffle, while every per-lane load is a gather:
-//                  on lavapipe (2 cores) it ran 1024x1024 at about 19 GFLOP/s against 5-11 for
-//                  tile4x4 (bench/matmul.ts). Needs the `subgroups` feature and subgroups of at
+//                  on lavapipe (2 cores) it ran 1024x1024 at 8-15 GFLOP/s against 5-6 for tile4x4
+//                  (bench/matmul.ts, figures vary with the load on the machine). Needs the
+//                  `subgroups` feature and subgroups of at
 //                  least 8 invocations; it lives after the SUBGROUPS marker below, which
 //                  matmul.ts compiles only on such devices, prefixed with `enable subgroups;`.
 // Reference: matmulReference in packages/tensor/src/ops/matmul.ts.
@@ -189,6 +190,8 @@ fn subgroup8x8(
     colR[j] = o.b + min(col0 + 32u + j, p.N - 1u) * p.sBn;
   }
 
+  // NOTE: B is read as 4 scalars per vec4 so any stride works. An experiment that read contiguous
+  // B through an array<vec4f> binding ran about 20 GFLOP/s against about 14 for this loop at 1024.
   var accL: array<vec4f, 8>;
   var accR: array<vec4f, 8>;
   for (var k = 0u; k < p.K; k = k + 1u) {
