@@ -1,6 +1,6 @@
 import { ConfigError, type RopeLayout } from '@tematrainer/tensor';
 
-export type Architecture = 'llama' | 'qwen2' | 'mistral';
+export type Architecture = 'llama' | 'qwen2' | 'mistral' | 'gpt2';
 
 /**
  * A decoder-only Llama-family configuration in this project's normalised form. Field names

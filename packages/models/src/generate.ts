@@ -1,5 +1,6 @@
 import { fromData, noGrad, tidy } from '@tematrainer/tensor';
-import { KVCache, type LlamaModel } from './llama.js';
+import type { CausalLM } from './causal-lm.js';
+import { KVCache } from './llama.js';
 import { createDecodeStream, type Tokenizer } from './tokenizer/index.js';
 
 export interface GenerateOptions {
@@ -67,7 +68,7 @@ export function sampleToken(logits: ArrayLike<number>, options: GenerateOptions,
 
 /** Continue `promptIds` with a KV cache, one token per forward pass after the prompt. */
 export async function generate(
-  model: LlamaModel,
+  model: CausalLM,
   tokenizer: Tokenizer,
   promptIds: number[],
   options: GenerateOptions,

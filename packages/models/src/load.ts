@@ -4,6 +4,8 @@ import { basename, dirname, join } from 'node:path';
 import { ggufLlamaConfig, ggufTokenizerData, readLlama2cTokenizer } from '@tematrainer/io';
 import { ConfigError, FormatError } from '@tematrainer/tensor';
 import { parseHfConfig, type ModelConfig } from './config.js';
+import type { CausalLM } from './causal-lm.js';
+import { Gpt2Model, parseGpt2Config } from './gpt2.js';
 import { LlamaModel } from './llama.js';
 import { loadHfTokenizer, SentencePieceBpeTokenizer, type Tokenizer } from './tokenizer/index.js';
 import { ggufFileSource, hfFolderSource, llama2cFileSource } from './weights.js';
@@ -11,7 +13,7 @@ import { ggufFileSource, hfFolderSource, llama2cFileSource } from './weights.js'
 export type ModelFormat = 'hf' | 'gguf' | 'llama2c';
 
 export interface LoadedModel {
-  model: LlamaModel;
+  model: CausalLM;
   tokenizer: Tokenizer;
   config: ModelConfig;
   format: ModelFormat;
@@ -44,6 +46,16 @@ async function loadHf(folder: string): Promise<LoadedModel> {
     json = JSON.parse(await readFile(file, 'utf8'));
   } catch (e) {
     throw new FormatError(`${file}: not valid JSON (${(e as Error).message})`);
+  }
+  if (json.model_type === 'gpt2') {
+    const config = parseGpt2Config(json, file);
+    const model = await Gpt2Model.load(config, await hfFolderSource(folder));
+    try {
+      return { model, tokenizer: await loadHfTokenizer(folder), config, format: 'hf', path: folder };
+    } catch (e) {
+      model.dispose();
+      throw e;
+    }
   }
   const config = parseHfConfig(json, file);
   if (config.tieWordEmbeddings === false && !json.tie_word_embeddings) {
