@@ -3,7 +3,7 @@ import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { openSafetensors, writeFileAtomic, writeSafetensors, type TensorToWrite } from '@tematrainer/io';
 import { ConfigError, FormatError, formatShape, type Tensor } from '@tematrainer/tensor';
-import type { LlamaModel } from '@tematrainer/models';
+import type { CausalLM } from '@tematrainer/models';
 import { fromAdapterConfigJson, toAdapterConfigJson, type LoraConfig } from './config.js';
 import { LoraModel } from './model.js';
 
@@ -77,10 +77,15 @@ export async function loadAdapterWeights(lora: LoraModel, file: string, prefix =
 }
 
 /** Load a peft adapter folder into `model`: its config decides the targets, its file the values. */
-export async function loadAdapter(model: LlamaModel, dir: string): Promise<LoraModel> {
+export async function loadAdapter(model: CausalLM, dir: string): Promise<LoraModel> {
   const config = await readAdapterConfig(dir);
-  if (config.fanInFanOut) {
-    throw new ConfigError(`${dir}: fan_in_fan_out adapters belong to GPT-2-style Conv1D layers, which this Llama model does not have`);
+  // fan_in_fan_out only says that the base layers are Conv1D ([in, out]); lora_A and lora_B keep
+  // nn.Linear's shapes either way. GPT-2 holds its Conv1D weights transposed to [out, in], so the
+  // adapter applies and merges as for any other model.
+  if (config.fanInFanOut && model.config.architecture !== 'gpt2') {
+    throw new ConfigError(
+      `${dir}: fan_in_fan_out adapters belong to GPT-2-style Conv1D layers, which this ${model.config.architecture} model does not have`,
+    );
   }
   const lora = new LoraModel(model, config);
   try {

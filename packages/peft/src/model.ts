@@ -1,5 +1,5 @@
 import { assign, ConfigError, empty, fromData, gemm, untrack, type Tensor } from '@tematrainer/tensor';
-import { DenseLinear, type LlamaModel } from '@tematrainer/models';
+import { DenseLinear, type CausalLM } from '@tematrainer/models';
 import { loraConfig, loraScaling, matchesTarget, type LoraConfig } from './config.js';
 import { LoraLinear } from './layer.js';
 
@@ -53,7 +53,7 @@ export class LoraModel {
   readonly tensors: AdapterTensor[] = [];
 
   constructor(
-    readonly model: LlamaModel,
+    readonly model: CausalLM,
     readonly config: LoraConfig,
     options: { seed?: number } = {},
   ) {
@@ -209,6 +209,6 @@ export class LoraModel {
 }
 
 /** Inject LoRA into `model` with peft's defaults for every field not given. */
-export function getPeftModel(model: LlamaModel, config: Partial<LoraConfig>, options: { seed?: number } = {}): LoraModel {
+export function getPeftModel(model: CausalLM, config: Partial<LoraConfig>, options: { seed?: number } = {}): LoraModel {
   return new LoraModel(model, loraConfig(config), options);
 }
