@@ -12,7 +12,7 @@ import {
   untrack,
   type Tensor,
 } from '@tematrainer/tensor';
-import type { LlamaModel } from '@tematrainer/models';
+import type { CausalLM } from '@tematrainer/models';
 import type { LoraModel } from '@tematrainer/peft';
 import { TRAINING_DEFAULTS, validateTraining, type TrainingArguments } from './args.js';
 import type { Batch, SamplerState } from './data/index.js';
@@ -58,7 +58,7 @@ export interface TrainerCallbacks {
 }
 
 export interface TrainerOptions {
-  model: LlamaModel;
+  model: CausalLM;
   lora: LoraModel;
   args?: Partial<TrainingArguments>;
   train: BatchSource;
@@ -94,7 +94,7 @@ interface PendingStep {
  */
 export class SftTrainer {
   readonly args: TrainingArguments;
-  readonly model: LlamaModel;
+  readonly model: CausalLM;
   readonly lora: LoraModel;
   readonly train: BatchSource;
   readonly optimizer: AdamW;
