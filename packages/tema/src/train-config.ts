@@ -19,9 +19,10 @@ export interface TrainConfig {
   tema: TemaArguments;
 }
 
-/** The type a field accepts, as its help and its type errors name it. */
+/** The type a field accepts: `label` for type errors, `column` (shorter) for the help table. */
 interface FieldType {
   label: string;
+  column?: string;
   accepts(value: unknown): boolean;
 }
 
@@ -30,13 +31,18 @@ const NUMBER: FieldType = { label: 'number', accepts: (v) => typeof v === 'numbe
 const BOOLEAN: FieldType = { label: 'boolean', accepts: (v) => typeof v === 'boolean' };
 const STRING: FieldType = { label: 'string', accepts: (v) => typeof v === 'string' && v.length > 0 };
 const STRING_OR_NULL: FieldType = { label: 'string or null', accepts: (v) => v === null || STRING.accepts(v) };
-const oneOf = (...values: string[]): FieldType => ({ label: values.map((v) => `"${v}"`).join(' | '), accepts: (v) => values.includes(v as string) });
+const oneOf = (...values: string[]): FieldType => ({
+  label: values.map((v) => `"${v}"`).join(' | '),
+  column: 'string',
+  accepts: (v) => values.includes(v as string),
+});
 const TARGET_MODULES: FieldType = {
   label: 'list of names, regex or "all-linear"',
+  column: 'list|string',
   accepts: (v) => typeof v === 'string' || (Array.isArray(v) && v.length > 0 && v.every((t) => typeof t === 'string')),
 };
-const INIT_LORA_WEIGHTS: FieldType = { label: 'true | false | "gaussian"', accepts: (v) => typeof v === 'boolean' || v === 'gaussian' };
-const RESUME: FieldType = { label: 'folder, true or null', accepts: (v) => v === null || typeof v === 'boolean' || STRING.accepts(v) };
+const INIT_LORA_WEIGHTS: FieldType = { label: 'true | false | "gaussian"', column: 'bool|string', accepts: (v) => typeof v === 'boolean' || v === 'gaussian' };
+const RESUME: FieldType = { label: 'folder, true or null', column: 'string|bool', accepts: (v) => v === null || typeof v === 'boolean' || STRING.accepts(v) };
 
 /** One config-file field: its snake_case name, type, default and one line of help. */
 export interface ConfigField {
@@ -78,7 +84,7 @@ export const CONFIG_FIELDS: Record<Section, (ConfigField & { key: string })[]> =
     trainingField('per_device_eval_batch_size', 'perDeviceEvalBatchSize', INTEGER, 'sequences per evaluation batch'),
     trainingField('gradient_accumulation_steps', 'gradientAccumulationSteps', INTEGER, 'micro-batches per optimizer step'),
     trainingField('learning_rate', 'learningRate', NUMBER, 'peak AdamW learning rate'),
-    trainingField('lr_scheduler_type', 'lrSchedulerType', oneOf('constant', 'constant_with_warmup', 'linear', 'cosine'), 'learning-rate schedule after warm-up'),
+    trainingField('lr_scheduler_type', 'lrSchedulerType', oneOf('constant', 'constant_with_warmup', 'linear', 'cosine'), 'schedule after warm-up: constant, constant_with_warmup, linear or cosine'),
     trainingField('warmup_steps', 'warmupSteps', INTEGER, 'steps of linear warm-up from 0; > 0 wins over warmup_ratio'),
     trainingField('warmup_ratio', 'warmupRatio', NUMBER, 'warm-up as a fraction of all steps'),
     trainingField('weight_decay', 'weightDecay', NUMBER, 'AdamW decoupled weight decay'),
@@ -102,11 +108,11 @@ export const CONFIG_FIELDS: Record<Section, (ConfigField & { key: string })[]> =
     loraField('target_modules', 'targetModules', TARGET_MODULES, 'linear layers that get an adapter (suffix match), a regex, or "all-linear"'),
     loraField('use_rslora', 'useRslora', BOOLEAN, 'scale by lora_alpha / sqrt(r) instead'),
     loraField('init_lora_weights', 'initLoraWeights', INIT_LORA_WEIGHTS, 'true: Kaiming-uniform A, zero B; "gaussian": normal A, zero B'),
-    loraField('bias', 'bias', oneOf('none'), 'which biases train; only "none"'),
+    loraField('bias', 'bias', oneOf('none'), 'which biases train; only "none" (biases stay frozen)'),
   ],
   tema: [
     temaField('tema_alpha', 'temaAlpha', NUMBER, 'weight of the cross-entropy term'),
-    temaField('tema_beta', 'temaBeta', NUMBER, 'weight of the divergence from the EMA teacher; 0 is plain SFT'),
+    temaField('tema_beta', 'temaBeta', NUMBER, 'weight of the divergence from the EMA teacher; 0 (or no tema: section) is plain SFT'),
     temaField('ema_decay', 'emaDecay', NUMBER, 'd in ema = d·ema + (1 - d)·param, in [0, 1)'),
     temaField('ema_warmup', 'emaWarmup', BOOLEAN, 'use min(d, (1 + k) / (10 + k)) for the k-th update'),
     temaField('kl_temperature', 'klTemperature', NUMBER, 'both distributions use softmax(logits / T); the divergence is scaled by T²'),
@@ -124,11 +130,18 @@ export function formatConfigHelp(): string {
     if (section !== 'run') rows.push([`${section}:`]);
     for (const f of CONFIG_FIELDS[section]) {
       const indent = section === 'run' ? '' : '  ';
-      rows.push([indent + f.name, f.type.label, f.default === undefined ? 'required' : JSON.stringify(f.default), f.help]);
+      rows.push([indent + f.name, f.type.column ?? f.type.label, formatDefault(f.default), f.help]);
     }
   }
   const widths = [0, 1, 2].map((c) => Math.max(...rows.filter((r) => r.length > 1).map((r) => r[c].length)));
   return rows.map((r) => (r.length === 1 ? r[0] : r.map((cell, c) => (c < 3 ? cell.padEnd(widths[c]) : cell)).join('  '))).join('\n');
+}
+
+function formatDefault(value: unknown): string {
+  if (value === undefined) return 'required';
+  if (typeof value === 'number' && value !== 0 && Math.abs(value) < 1e-3) return value.toExponential().replace('e-', 'e-');
+  if (Array.isArray(value)) return value.join(',');
+  return typeof value === 'string' ? value : JSON.stringify(value);
 }
 
 /** Levenshtein distance, for suggesting the field a misspelt name meant. */
@@ -168,19 +181,19 @@ function describeValue(value: unknown): string {
   return `${typeof value} ${JSON.stringify(value)}`;
 }
 
-/** Check one section's keys and types and return its values by camelCase key. */
-function readSection(values: Record<string, unknown>, section: Section, where: string): Record<string, unknown> {
-  const fields = CONFIG_FIELDS[section];
-  const known = new Map(fields.map((f) => [f.name, f]));
-  const nested = section === 'run' ? new Set(['lora', 'tema']) : new Set<string>();
-  const unknown = Object.keys(values).filter((k) => !known.has(k) && !nested.has(k));
-  if (unknown.length > 0) {
-    const list = unknown.map((k) => `"${SECTION_PREFIX[section]}${k}"${suggestion(k, section)}`).join(', ');
-    throw new ConfigError(`${where}: unknown field${unknown.length > 1 ? 's' : ''} ${list}; \`tema train --help\` lists every field`);
-  }
+/** The names in `values` that `section` does not have, spelt as in the file ("lora.rank"), with suggestions. */
+function unknownFields(values: Record<string, unknown>, section: Section): string[] {
+  const known = new Set(CONFIG_FIELDS[section].map((f) => f.name));
+  if (section === 'run') known.add('lora').add('tema');
+  return Object.keys(values)
+    .filter((k) => !known.has(k))
+    .map((k) => `"${SECTION_PREFIX[section]}${k}"${suggestion(k, section)}`);
+}
 
+/** Check one section's types and required fields and return its values by camelCase key. */
+function readSection(values: Record<string, unknown>, section: Section, where: string): Record<string, unknown> {
   const out: Record<string, unknown> = {};
-  for (const f of fields) {
+  for (const f of CONFIG_FIELDS[section]) {
     const value = values[f.name];
     const name = SECTION_PREFIX[section] + f.name;
     if (value === undefined) {
@@ -222,10 +235,20 @@ export function parseTrainConfig(raw: unknown, where = 'config'): TrainConfig {
     }
   }
 
-  const run = readSection(values, 'run', where);
-  const loraValues = readSection((values.lora ?? {}) as Record<string, unknown>, 'lora', where);
+  const sections = {
+    run: values,
+    lora: (values.lora ?? {}) as Record<string, unknown>,
+    tema: (values.tema ?? {}) as Record<string, unknown>,
+  };
+  const unknown = (['run', 'lora', 'tema'] as const).flatMap((section) => unknownFields(sections[section], section));
+  if (unknown.length > 0) {
+    throw new ConfigError(`${where}: unknown field${unknown.length > 1 ? 's' : ''} ${unknown.join(', ')}; \`tema train --help\` lists every field`);
+  }
+
+  const run = readSection(sections.run, 'run', where);
+  const loraValues = readSection(sections.lora, 'lora', where);
   const hasTema = values.tema !== undefined && values.tema !== null;
-  const temaValues = readSection((values.tema ?? {}) as Record<string, unknown>, 'tema', where);
+  const temaValues = readSection(sections.tema, 'tema', where);
 
   const { modelNameOrPath, trainFile, evalFile, resumeFromCheckpoint, ...trainingValues } = run;
   const training: TrainingArguments = { ...TRAINING_DEFAULTS, ...(trainingValues as Partial<TrainingArguments>) };
