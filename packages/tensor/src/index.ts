@@ -19,6 +19,7 @@ export {
   type GradNode,
 } from './tensor.js';
 export * from './ops/index.js';
+export { KERNELS } from './kernels.generated.js';
 export * from './optim.js';
 export * from './tuning.js';
 export { seededRandom, randomArray, maxAbsDiff } from './testing.js';
