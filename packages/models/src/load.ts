@@ -64,8 +64,12 @@ async function loadHf(folder: string): Promise<LoadedModel> {
   const source = await hfFolderSource(folder);
   if (!config.tieWordEmbeddings && !source.shape('lm_head.weight')) config.tieWordEmbeddings = true;
   const model = await LlamaModel.load(config, source);
-  const tokenizer = await loadHfTokenizer(folder);
-  return { model, tokenizer, config, format: 'hf', path: folder };
+  try {
+    return { model, tokenizer: await loadHfTokenizer(folder), config, format: 'hf', path: folder };
+  } catch (e) {
+    model.dispose();
+    throw e;
+  }
 }
 
 async function loadGgufModel(path: string): Promise<LoadedModel> {
