@@ -110,3 +110,25 @@ describe('peft adapters on stories260K', () => {
   });
 });
 
+
+describe('merged model as a Hugging Face folder', () => {
+  it('reloads with the adapted logits, also from the llama2.c layout', async () => {
+    const { saveMergedModel } = await import('./merge.js');
+    for (const source of [fixture('stories260K-hf'), fixture('stories260K/stories260K.bin')]) {
+      const base = await loadModel(source);
+      const lora = getPeftModel(base.model, { r: 2, targetModules: 'all-linear', initLoraWeights: false }, { seed: 11 });
+      const adapted = await logitsOf(base.model);
+      const dir = join(tmp, `merged-${base.format}`);
+      await saveMergedModel(lora, dir, { tokenizerFolder: fixture('stories260K-hf') });
+      const merged = await loadModel(dir);
+      expect(merged.config.ropeLayout).toBe('halves');
+      // Merged weights round differently from the separate low-rank path: compare relative to
+      // the logits' scale, which random (non-zero) B makes large here.
+      const scale = Math.max(...Array.from(adapted, Math.abs));
+      expect(maxAbsDiffOf(await logitsOf(merged.model), adapted) / scale).toBeLessThan(2e-5);
+      merged.model.dispose();
+      lora.unload();
+      base.model.dispose();
+    }
+  });
+});
