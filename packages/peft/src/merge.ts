@@ -1,7 +1,8 @@
 import { copyFileSync, existsSync, mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { writeFileAtomic, writeSafetensors, type TensorToWrite } from '@tematrainer/io';
-import { toHfConfig, type LlamaModel, type ModelConfig } from '@tematrainer/models';
+import { LlamaModel, toHfConfig, type ModelConfig } from '@tematrainer/models';
+import { ConfigError } from '@tematrainer/tensor';
 import type { LoraModel } from './model.js';
 
 /**
@@ -31,7 +32,12 @@ export function pairsToHalves(w: Float32Array, heads: number, headDim: number, i
  * Weights from GGUF or llama2.c are converted to the rotate-half RoPE layout on the way.
  */
 export async function saveMergedModel(lora: LoraModel, dir: string, options: { tokenizerFolder?: string } = {}): Promise<void> {
-  const model: LlamaModel = lora.model;
+  const model = lora.model;
+  // NOTE: GPT-2 would need its Conv1D weights transposed back to [in, out] and its own config.json
+  // (saveModel in @tematrainer/models does both); until then only Llama-family models are saved.
+  if (!(model instanceof LlamaModel)) {
+    throw new ConfigError(`saveMergedModel: only Llama-family models can be saved merged, this one is ${model.config.architecture}`);
+  }
   const c: ModelConfig = model.config;
   mkdirSync(dir, { recursive: true });
   lora.merge();
