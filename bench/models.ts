@@ -1,9 +1,9 @@
 // Forward and generation throughput of whole models, with the peak GPU bytes of each run:
 //   - stories260K (llama2.c checkpoint from the fixtures): forward at batch 1 x 128 and 8 x 128,
 //     greedy generation of 64 tokens after a one-token prompt, with the KV cache;
-//   - a SmolLM2-135M-shaped Llama with random weights: forward at 1 x 64, and 8 x 64 plus
-//     generation only when one forward pass takes under SLOW_FORWARD_SECONDS (software adapters
-//     take seconds per pass, and the whole bench should stay within a few minutes).
+//   - a SmolLM2-135M-shaped Llama with random weights: forward at 1 x 64. The 8 x 64 forward and
+//     generation run only when one forward pass takes under SLOW_FORWARD_SECONDS, because
+//     software adapters take seconds per pass and the bench should stay within a few minutes.
 // Peak bytes are the most GPU memory live during the run beyond what was live before it (the
 // weights), from the engine's buffer pool. Prints one line per figure, then one JSON line.
 // Never fails on time.

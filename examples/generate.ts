@@ -1,7 +1,7 @@
 // Load a model, optionally apply a LoRA adapter, and stream a greedy continuation.
 //   npx bun examples/generate.ts [MODEL_PATH] [ADAPTER_DIR]
 // MODEL_PATH is a Hugging Face folder (Llama family or GPT-2), a .gguf file or a llama2.c .bin
-// checkpoint; it defaults to the stories260K fixture.
+// checkpoint. It defaults to the stories260K fixture.
 import { fixture, generate, loadModel } from '@tematrainer/models';
 import { loadAdapter } from '@tematrainer/peft';
 import { init } from '@tematrainer/tensor';

@@ -1,5 +1,5 @@
-import { beforeAll, describe, expect, it } from 'vitest';
-import { init } from '../engine.js';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { engine, init } from '../engine.js';
 import { backward, fromData, noGrad, tidy } from '../tensor.js';
 import { maxAbsDiff, randomArray } from '../testing.js';
 import { layerNorm, layerNormReference, mul, sum } from './index.js';
@@ -10,11 +10,23 @@ beforeAll(async () => {
   await init();
 });
 
-// Rows of 70 and 130 columns cover a row shorter and longer than one 64-wide workgroup.
+// Both kernel variants run on any adapter: the adapter type only picks the default, so the test
+// sets it for each variant. Rows of 70 and 130 columns are shorter and longer than one workgroup.
 describe.each([
-  [3, 70],
-  [2, 130],
-])('layerNorm [%i, %i]', (rows, cols) => {
+  ['one invocation per row', true, 3, 70],
+  ['one invocation per row', true, 2, 130],
+  ['one workgroup per row', false, 3, 70],
+  ['one workgroup per row', false, 2, 130],
+])('layerNorm, %s (software default: %s), [%i, %i]', (_variant, software, rows, cols) => {
+  let adapterIsSoftware: boolean;
+  beforeAll(() => {
+    adapterIsSoftware = engine().info.isSoftware;
+    engine().info.isSoftware = software;
+  });
+  afterAll(() => {
+    engine().info.isSoftware = adapterIsSoftware;
+  });
+
   // An offset of 3 keeps the mean away from zero, which a one-pass variance would get wrong.
   const x = randomArray(rows * cols, 11, 1).map((v) => v + 3);
   const w = randomArray(cols, 12, 1);
