@@ -15,13 +15,17 @@ import { doubleQuantize, DYNAMIC_MAP, type DoubleQuantized } from './double-quan
 import { checkBlockSize, NF4_DEFAULT_BLOCK_SIZE, quantizeNf4, type Nf4Quantized } from './nf4.js';
 
 const WORKGROUP = 64;
+/** Output columns per invocation of the word-wise forward kernel (OUTS in nf4.wgsl). */
+const FORWARD_OUTPUTS = 4;
 
 /** Rows sharing one dequantized weight per invocation: 8 for batches, 1 for single-token decoding. */
 function rowsPerInvocation(rows: number): 1 | 8 {
   return rows >= 8 ? 8 : 1;
 }
 
-function spec(entry: 'forward' | 'backward', rows: number): KernelSpec {
+type Entry = 'forward' | 'backward' | 'forwardAny' | 'backwardAny';
+
+function spec(entry: Entry, rows: number): KernelSpec {
   return { source: KERNELS.nf4, entry, bindings: 'rrrrrw', defines: { ROWS: rowsPerInvocation(rows) } };
 }
 
@@ -131,22 +135,27 @@ export class Nf4Linear {
     }
     const rows = x.size / inF;
     const y = empty([...x.shape.slice(0, -1), this.outFeatures]);
-    this.dispatch('forward', x, y, rows, this.outFeatures);
+    // The word-wise kernels read 8 values of a row of W at once, so rows must start on a word.
+    const wordWise = this.inFeatures % 8 === 0;
+    if (wordWise) this.dispatch('forward', x, y, rows, Math.ceil(this.outFeatures / FORWARD_OUTPUTS));
+    else this.dispatch('forwardAny', x, y, rows, this.outFeatures);
 
     recordOp('nf4Linear', y, [x], [], (g) => {
       const dx = empty(x.shape);
-      this.dispatch('backward', g, dx, rows, this.inFeatures);
+      if (wordWise) this.dispatch('backward', g, dx, rows, this.inFeatures / 8);
+      else this.dispatch('backwardAny', g, dx, rows, this.inFeatures);
       return [dx];
     });
     return this.bias ? add(y, this.bias) : y;
   }
 
-  private dispatch(entry: 'forward' | 'backward', input: Tensor, output: Tensor, rows: number, columns: number): void {
+  /** Record one kernel over `columns` invocations along x (outputs, inputs or words of a row). */
+  private dispatch(entry: Entry, input: Tensor, output: Tensor, rows: number, columns: number): void {
     const map = dynamicMapTensor();
     const absmax2 = this.absmax2 ?? map;
     engine().dispatch(
       spec(entry, rows),
-      [rows, this.inFeatures, this.outFeatures, this.blocksize, this.doubleQuant ? 1 : 0],
+      [rows, this.inFeatures, this.outFeatures, this.blocksize, this.doubleQuant ? 1 : 0, Math.log2(this.blocksize)],
       [this.offset],
       [input.buffer, this.codes.buffer, this.scales.buffer, absmax2.buffer, map.buffer, output.buffer],
       [Math.ceil(columns / WORKGROUP), Math.ceil(rows / rowsPerInvocation(rows))],
