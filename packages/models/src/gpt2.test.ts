@@ -3,7 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { openSafetensors, writeSafetensors } from '@tematrainer/io';
-import { fromData, init, maxAbsDiff, noGrad, tidy } from '@tematrainer/tensor';
+import { backward, fromData, init, maxAbsDiff, mul, noGrad, randomArray, sum, tidy } from '@tematrainer/tensor';
 import type { CausalLM } from './causal-lm.js';
 import type { ModelConfig } from './config.js';
 import { fixture } from './fixtures.js';
@@ -239,5 +239,57 @@ describe('GPT-2 forward', () => {
     expect(maxAbsDiff(await logitsOf(loaded.model, IDS), await logitsOf(model, IDS)).diff).toBe(0);
     model.dispose();
     loaded.model.dispose();
+  });
+
+  it('gives gradients that match finite differences of the reference', async () => {
+    const model = randomModel(GPT2_TINY, 11);
+    for (const [name, t] of model.params) {
+      if (!/ln_|\.bias$/.test(name)) t.write(((await t.data()) as Float32Array).map((v) => v * 20));
+    }
+    const dir = join(tmp, 'gpt2-gradient');
+    await saveModel(model, dir);
+    const file = await openSafetensors(join(dir, 'model.safetensors'));
+    const weights = new Map<string, Float64Array>();
+    for (const name of file.tensors.keys()) weights.set(name, Float64Array.from((await file.read(name, { as: 'f32' })).data));
+
+    // Loss = sum(r * logits) for fixed random r; gradients of the weights held by the model.
+    const r = randomArray(IDS.length * 512, 5);
+    const checked = ['transformer.h.0.attn.c_attn.weight', 'transformer.h.1.mlp.c_fc.weight', 'transformer.h.0.ln_1.weight', 'transformer.ln_f.bias'];
+    for (const name of checked) model.params.get(name)!.requiresGrad = true;
+    tidy(() => {
+      const logits = model.forward(fromData(IDS, [1, IDS.length], 'i32'));
+      backward(sum(mul(logits, fromData(r, logits.shape))));
+    });
+
+    const loss = () => {
+      const logits = gpt2Reference(weights, GPT2_TINY, IDS);
+      let s = 0;
+      for (let i = 0; i < logits.length; i++) s += logits[i] * r[i];
+      return s;
+    };
+    const h = 1e-5;
+    for (const name of checked) {
+      const t = model.params.get(name)!;
+      const grad = (await t.grad!.data()) as Float32Array;
+      const values = weights.get(name)!;
+      const conv1d = t.shape.length === 2;
+      // A few elements spread over the tensor: for c_attn, some in each of q, k and v.
+      for (const fraction of [0.05, 0.4, 0.75, 0.97]) {
+        const held = Math.floor(fraction * t.size);
+        // The model holds Conv1D weights as [out, in]; the file and the reference use [in, out].
+        const inFeatures = conv1d ? t.shape[1] : 1;
+        const stored = conv1d ? (held % inFeatures) * t.shape[0] + Math.floor(held / inFeatures) : held;
+        const v = values[stored];
+        values[stored] = v + h;
+        const up = loss();
+        values[stored] = v - h;
+        const down = loss();
+        values[stored] = v;
+        const numeric = (up - down) / (2 * h);
+        expect(Math.abs(grad[held] - numeric) / Math.max(1, Math.abs(numeric)), `${name} element ${held}: got ${grad[held]}, expected ${numeric}`).toBeLessThan(2e-3);
+      }
+      t.grad!.dispose();
+    }
+    model.dispose();
   });
 });
