@@ -33,8 +33,8 @@ export function pairsToHalves(w: Float32Array, heads: number, headDim: number, i
  */
 export async function saveMergedModel(lora: LoraModel, dir: string, options: { tokenizerFolder?: string } = {}): Promise<void> {
   const model = lora.model;
-  // NOTE: GPT-2 would need its Conv1D weights transposed back to [in, out] and its own config.json
-  // (saveModel in @tematrainer/models does both); until then only Llama-family models are saved.
+  // NOTE: GPT-2 needs its Conv1D weights transposed back to [in, out] and its own config.json.
+  // saveModel in @tematrainer/models does both, but this function does not use it yet.
   if (!(model instanceof LlamaModel)) {
     throw new ConfigError(`saveMergedModel: only Llama-family models can be saved merged, this one is ${model.config.architecture}`);
   }
