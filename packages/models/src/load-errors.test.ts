@@ -20,7 +20,7 @@ beforeAll(async () => {
 
 afterAll(() => rmSync(tmp, { recursive: true, force: true }));
 
-/** Copy stories260K-hf in a fresh folder, with the given changes to its config.json and tensors. */
+/** Copy stories260K-hf into a fresh folder with the given changes to its config.json and tensors. */
 async function storiesCopy(
   name: string,
   change: { config?: (json: Record<string, unknown>) => void; tensors?: (record: Record<string, TensorToWrite>) => void; tokenizer?: boolean } = {},

@@ -48,7 +48,7 @@ function randomValues(name: string, size: number, random: () => number): Float32
 }
 
 /**
- * A model of the given shape with seeded random weights, for tests and benchmarks that need a
+ * Build a model of the given shape with seeded random weights, for tests and benchmarks that need a
  * model without its checkpoint. The same config and seed give the same weights.
  */
 export function randomModel(config: ModelConfig, seed = 0): CausalLM {
@@ -56,7 +56,7 @@ export function randomModel(config: ModelConfig, seed = 0): CausalLM {
   const params = new Map<string, Tensor>();
   const shapes = isGpt2(config) ? expectedGpt2Weights(config) : expectedWeights(config);
   for (const [name, shape] of shapes) {
-    // The model holds GPT-2's Conv1D weights as [out, in]; the file shape is [in, out].
+    // The model stores GPT-2's Conv1D weights as [out, in]; the file shape is [in, out].
     const held = isGpt2(config) && isConv1dWeight(name) ? [shape[1], shape[0]] : shape;
     const size = held.reduce((a, b) => a * b, 1);
     params.set(name, untrack(fromData(randomValues(name, size, random), held)));

@@ -79,8 +79,8 @@ export async function loadAdapterWeights(lora: LoraModel, file: string, prefix =
 /** Load a peft adapter folder into `model`: its config decides the targets, its file the values. */
 export async function loadAdapter(model: CausalLM, dir: string): Promise<LoraModel> {
   const config = await readAdapterConfig(dir);
-  // fan_in_fan_out only says that the base layers are Conv1D ([in, out]); lora_A and lora_B keep
-  // nn.Linear's shapes either way. GPT-2 holds its Conv1D weights transposed to [out, in], so the
+  // fan_in_fan_out only marks the base layers as Conv1D ([in, out]); lora_A and lora_B keep
+  // nn.Linear's shapes either way. The GPT-2 model stores its Conv1D weights transposed to [out, in], so the
   // adapter applies and merges as for any other model.
   if (config.fanInFanOut && model.config.architecture !== 'gpt2') {
     throw new ConfigError(
