@@ -27,4 +27,4 @@ export {
   type ComputeDtype,
 } from './config.js';
 export { Nf4Linear, type Nf4LinearOptions } from './nf4-linear.js';
-export { quantizeModel, type QuantizableLinear, type QuantizableModel, type QuantizeReport } from './quantize-model.js';
+export { quantizeModel, disposeQuantizedLayers, type QuantizableLinear, type QuantizableModel, type QuantizeReport } from './quantize-model.js';

@@ -85,3 +85,13 @@ export async function quantizeModel(model: QuantizableModel, config: BitsAndByte
   }
   return report;
 }
+
+/**
+ * Free the GPU buffers of the model's `Nf4Linear` layers. A model's own `dispose()` frees only its
+ * `params`, which no longer contain the quantized weights, so call this next to it.
+ */
+export function disposeQuantizedLayers(model: Pick<QuantizableModel, 'linears'>): void {
+  for (const layer of model.linears.values()) {
+    if (layer instanceof Nf4Linear) layer.dispose();
+  }
+}

@@ -1,7 +1,7 @@
 import { beforeAll, describe, expect, it } from 'vitest';
 import { fixture, generate, loadModel, type LoadedModel } from '@tematrainer/models';
 import { getPeftModel } from '@tematrainer/peft';
-import { quantizeModel, type QuantizeReport } from '@tematrainer/quant';
+import { disposeQuantizedLayers, quantizeModel, type QuantizeReport } from '@tematrainer/quant';
 import { init } from '@tematrainer/tensor';
 import { ChunkSampler, chunkBatch, corpusSplit, loadCorpus, readCorpus, tokenizeCorpus, type Batch } from './data/index.js';
 import { evaluateModel } from './evaluate.js';
@@ -63,6 +63,7 @@ describe('stories260K with a 4-bit base', () => {
       expect(Math.abs(quantized.perplexity / full.perplexity - 1)).toBeLessThan(0.15);
       expect(same).toBeGreaterThanOrEqual(7);
       loaded.model.dispose();
+      disposeQuantizedLayers(loaded.model);
     });
   }
 });
@@ -97,5 +98,6 @@ describe('TEMA on a 4-bit base', () => {
     trainer.dispose();
     lora.unload();
     loaded.model.dispose();
+    disposeQuantizedLayers(loaded.model);
   });
 });
