@@ -27,6 +27,12 @@ export interface ReadBackCheck {
 /** Bytes of the uniform block of one dispatch; every kernel's `Params` struct must fit in it. */
 const PARAM_BYTES = 256;
 const RING_SLOTS = 4096;
+/**
+ * Bind groups kept for reuse, least recently used evicted first. The pool hands tensors
+ * different buffers from step to step, so the set of buffer combinations is unbounded; an
+ * unbounded cache crashed lavapipe after some 60,000 bind groups.
+ */
+const MAX_BIND_GROUPS = 4096;
 
 /**
  * Records dispatches into one open compute pass and submits them only when a value is read back,
@@ -138,11 +144,16 @@ export class Engine {
     let groupKey = key;
     for (const b of buffers) groupKey += `,${this.pool.id(b)}`;
     let group = this.bindGroups.get(groupKey);
-    if (!group) {
+    if (group) {
+      // Move to the most recently used end.
+      this.bindGroups.delete(groupKey);
+      this.bindGroups.set(groupKey, group);
+    } else {
       const entries: GPUBindGroupEntry[] = [{ binding: 0, resource: { buffer: this.ring, size: PARAM_BYTES } }];
       buffers.forEach((buffer, i) => entries.push({ binding: i + 1, resource: { buffer } }));
       group = this.device.createBindGroup({ layout, entries });
       this.bindGroups.set(groupKey, group);
+      if (this.bindGroups.size > MAX_BIND_GROUPS) this.evictBindGroups(MAX_BIND_GROUPS / 4);
     }
 
     if (!this.pass) {
@@ -153,6 +164,22 @@ export class Engine {
     this.pass.setBindGroup(0, group, [slot * PARAM_BYTES]);
     this.pass.dispatchWorkgroups(x, y, z);
     this.dispatchCount++;
+  }
+
+  private evictBindGroups(count: number): void {
+    let n = 0;
+    for (const [key, group] of this.bindGroups) {
+      if (n++ >= count) break;
+      this.bindGroups.delete(key);
+      // Recorded commands keep their own reference, so releasing ours is safe. bun-webgpu frees
+      // native objects only on an explicit destroy(); the Node addon frees them when collected.
+      (group as { destroy?: () => void }).destroy?.();
+    }
+  }
+
+  /** Number of cached bind groups (benchmarks and tests read it). */
+  get bindGroupCount(): number {
+    return this.bindGroups.size;
   }
 
   /** True when commands are recorded but not yet submitted. */
