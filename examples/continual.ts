@@ -15,7 +15,7 @@ import {
   runContinual,
   summaryTable,
 } from '@tematrainer/tema';
-import { init, TemaError } from '@tematrainer/tensor';
+import { init, TemaError, tuneMatmul } from '@tematrainer/tensor';
 
 async function main(): Promise<number> {
   const options = parseContinualArgs(process.argv.slice(2));
@@ -24,6 +24,8 @@ async function main(): Promise<number> {
     return 0;
   }
   await init();
+  // Measured once per adapter and cached on disk; later runs read the cache.
+  await tuneMatmul();
 
   let stop = false;
   process.on('SIGINT', () => {
