@@ -43,7 +43,7 @@ async function main(): Promise<number> {
     console.log(matrixTable(r));
     console.log('');
   }
-  console.log('Summary (forgetting = base-domain perplexity after the last stage minus before training):');
+  console.log(`Summary, ${run.base} base (forgetting = base-domain perplexity after the last stage minus before training):`);
   console.log(summaryTable(run.summaries));
   const sft = run.summaries.find((s) => s.method === 'sft');
   for (const s of run.summaries) {

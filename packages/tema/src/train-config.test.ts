@@ -135,3 +135,19 @@ describe('formatConfigHelp', () => {
     expect(help).toMatch(/^ {2}ema_decay +number +0\.99 /m);
   });
 });
+
+describe('quantization_config', () => {
+  const base = { model_name_or_path: 'model', train_file: 'train.jsonl' };
+
+  it('reads a BitsAndBytesConfig with transformers names', () => {
+    const config = parseTrainConfig({ ...base, quantization_config: { load_in_4bit: true, bnb_4bit_use_double_quant: true } }, 'run.yaml');
+    expect(config.quantization?.loadIn4bit).toBe(true);
+    expect(config.quantization?.bnb4bitUseDoubleQuant).toBe(true);
+    expect(parseTrainConfig(base, 'run.yaml').quantization).toBeNull();
+  });
+
+  it('rejects unknown fields and fp4 with the file named', () => {
+    expect(() => parseTrainConfig({ ...base, quantization_config: { load_in_3bit: true } }, 'run.yaml')).toThrow(/run\.yaml: quantization_config: unknown field "load_in_3bit"/);
+    expect(() => parseTrainConfig({ ...base, quantization_config: { load_in_4bit: true, bnb_4bit_quant_type: 'fp4' } }, 'run.yaml')).toThrow(/fp4/);
+  });
+});

@@ -3,6 +3,7 @@ import { extname } from 'node:path';
 import { parse as parseYaml } from 'yaml';
 import { ConfigError } from '@tematrainer/tensor';
 import { LORA_DEFAULTS, loraConfig, type LoraConfig } from '@tematrainer/peft';
+import { parseBitsAndBytesConfig, type ResolvedBitsAndBytesConfig } from '@tematrainer/quant';
 import { TEMA_DEFAULTS, TRAINING_DEFAULTS, validateTema, validateTraining, type TemaArguments, type TrainingArguments } from './args.js';
 
 /** A config file parsed and checked: everything `runTraining` needs. */
@@ -17,6 +18,8 @@ export interface TrainConfig {
   lora: LoraConfig;
   /** temaBeta is 0 when the config has no tema: section, which makes the run plain SFT. */
   tema: TemaArguments;
+  /** transformers' BitsAndBytesConfig from the quantization_config: section; null keeps the base in f32. */
+  quantization: ResolvedBitsAndBytesConfig | null;
 }
 
 /** The type a field accepts: `label` for type errors, `column` (shorter) for the help table. */
@@ -133,6 +136,12 @@ export function formatConfigHelp(): string {
       rows.push([indent + f.name, f.type.column ?? f.type.label, formatDefault(f.default), f.help]);
     }
   }
+  // Checked by the quant package's own parser, so listed here for the reader only.
+  rows.push(['quantization_config:']);
+  rows.push(['  load_in_4bit', 'bool', 'false', 'replace the linear layers of the blocks by NF4 4-bit ones (QLoRA)']);
+  rows.push(['  bnb_4bit_quant_type', 'string', 'nf4', 'only "nf4"']);
+  rows.push(['  bnb_4bit_use_double_quant', 'bool', 'false', 'quantize the absmax values to 8 bits too']);
+  rows.push(['  bnb_4bit_compute_dtype', 'string', 'float32', 'the kernels compute in float32 whatever is set']);
   const widths = [0, 1, 2].map((c) => Math.max(...rows.filter((r) => r.length > 1).map((r) => r[c].length)));
   return rows.map((r) => (r.length === 1 ? r[0] : r.map((cell, c) => (c < 3 ? cell.padEnd(widths[c]) : cell)).join('  '))).join('\n');
 }
@@ -184,7 +193,7 @@ function describeValue(value: unknown): string {
 /** The names in `values` that `section` does not have, spelt as in the file ("lora.rank"), with suggestions. */
 function unknownFields(values: Record<string, unknown>, section: Section): string[] {
   const known = new Set(CONFIG_FIELDS[section].map((f) => f.name));
-  if (section === 'run') known.add('lora').add('tema');
+  if (section === 'run') known.add('lora').add('tema').add('quantization_config');
   return Object.keys(values)
     .filter((k) => !known.has(k))
     .map((k) => `"${SECTION_PREFIX[section]}${k}"${suggestion(k, section)}`);
@@ -257,7 +266,14 @@ export function parseTrainConfig(raw: unknown, where = 'config'): TrainConfig {
   withFile(where, () => validateTema(tema));
   const lora = withFile(where, () => loraConfig(loraValues as Partial<LoraConfig>));
 
+  const q = values.quantization_config;
+  if (q !== undefined && q !== null && (typeof q !== 'object' || Array.isArray(q))) {
+    throw new ConfigError(`${where}: quantization_config: expected a mapping of BitsAndBytesConfig fields, found ${describeValue(q)}`);
+  }
+  const quantization = q ? parseBitsAndBytesConfig(q as Record<string, unknown>, `${where}: quantization_config`) : null;
+
   return {
+    quantization,
     modelNameOrPath: modelNameOrPath as string,
     trainFile: trainFile as string,
     evalFile: (evalFile as string | null | undefined) ?? null,

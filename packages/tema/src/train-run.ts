@@ -2,6 +2,7 @@ import { appendFileSync, existsSync, mkdirSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { writeSafetensors } from '@tematrainer/io';
 import { loadModel } from '@tematrainer/models';
+import { quantizeModel } from '@tematrainer/quant';
 import { getPeftModel, saveAdapter } from '@tematrainer/peft';
 import { ConfigError, init } from '@tematrainer/tensor';
 import { EMA_PREFIX, EMA_WEIGHTS, resumeFromCheckpoint, TRAINER_STATE_FILE } from './checkpoint.js';
@@ -68,6 +69,10 @@ export async function runTraining(config: TrainConfig, options: RunOptions = {})
   const { model, tokenizer } = loaded;
   const c = model.config;
   log(`model ${config.modelNameOrPath}: ${c.architecture}, ${c.numHiddenLayers} layers, hidden ${c.hiddenSize}, vocab ${c.vocabSize}`);
+  if (config.quantization?.loadIn4bit) {
+    const report = await quantizeModel(model, config.quantization);
+    log(`4-bit base: ${report.quantized.length} linear layers in NF4, ${report.bytesBefore} -> ${report.bytesAfter} bytes`);
+  }
 
   const dataOptions = { maxLength: args.maxLength, completionOnlyLoss: args.completionOnlyLoss, packing: args.packing, logger: log };
   const train = await loadTrainingData(config.trainFile, tokenizer, dataOptions);

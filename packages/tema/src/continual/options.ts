@@ -39,6 +39,10 @@ export interface ContinualOptions {
   assetsDir: string;
   resume: boolean;
   protocol: 'default' | 'reference';
+  /** Quantize the base's linear layers to NF4 (QLoRA) before adding the adapters. */
+  loadIn4bit: boolean;
+  /** With loadIn4bit: quantize the NF4 absmax values again to 8 bits. */
+  doubleQuant: boolean;
 }
 
 /**
@@ -99,6 +103,8 @@ export const DEFAULT_OPTIONS: ContinualOptions = {
   assetsDir: 'assets',
   resume: false,
   protocol: 'default',
+  loadIn4bit: false,
+  doubleQuant: false,
 };
 
 /** The one-minute version the tests run: every row of the report, few steps. */
@@ -135,6 +141,8 @@ const HELP: [string, string][] = [
   ['--out DIR', 'report folder'],
   ['--assets DIR', 'where downloaded or mirrored assets are kept (TEMA_ASSETS_MIRROR names a mirror folder)'],
   ['--protocol reference', 'the reference measurement protocol: 400 steps per domain, warm-up 20, eval 128 chunks, methods sft, tema, tema@0.999'],
+  ['--load-in-4bit', 'quantize the base linear layers to NF4 4-bit (QLoRA); adapters and EMA stay f32'],
+  ['--bnb-4bit-use-double-quant', 'with --load-in-4bit: quantize the NF4 block scales to 8 bits too'],
   ['--quick', 'a one-minute run with every row of the report (for tests)'],
   ['--resume', 'continue an interrupted run from its checkpoint in the report folder'],
   ['--help', 'print this help'],
@@ -164,7 +172,7 @@ function parseMethod(text: string, alpha: number, beta: number, decay: number): 
 /** Parse command-line arguments into options; `{ help: true }` when --help was given. */
 export function parseContinualArgs(argv: string[]): ContinualOptions | { help: true } {
   const flags = new Map<string, string[]>();
-  const booleans = new Set(['--quick', '--resume', '--ema-warmup', '--reset-ema', '--help', '-h']);
+  const booleans = new Set(['--quick', '--resume', '--ema-warmup', '--reset-ema', '--load-in-4bit', '--bnb-4bit-use-double-quant', '--help', '-h']);
   const known = new Set(HELP.map(([f]) => f.split(' ')[0]));
   for (let i = 0; i < argv.length; i++) {
     let arg = argv[i];
@@ -234,6 +242,9 @@ export function parseContinualArgs(argv: string[]): ContinualOptions | { help: t
   o.outDir = flags.get('--out')?.at(-1) ?? o.outDir;
   o.assetsDir = flags.get('--assets')?.at(-1) ?? o.assetsDir;
   o.resume = flags.has('--resume');
+  o.loadIn4bit = flags.has('--load-in-4bit');
+  o.doubleQuant = flags.has('--bnb-4bit-use-double-quant');
+  if (o.doubleQuant && !o.loadIn4bit) throw new ConfigError('--bnb-4bit-use-double-quant needs --load-in-4bit');
 
   const alpha = num('--tema-alpha', (v) => v >= 0, 'a number >= 0') ?? 1;
   const beta = num('--tema-beta', (v) => v >= 0, 'a number >= 0') ?? 1;

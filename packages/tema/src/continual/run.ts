@@ -3,6 +3,7 @@ import { basename, join, resolve } from 'node:path';
 import { writeFileAtomic, writeSafetensors } from '@tematrainer/io';
 import { loadModel, type LoadedModel } from '@tematrainer/models';
 import { getPeftModel, saveAdapter, type LoraModel } from '@tematrainer/peft';
+import { quantizeModel } from '@tematrainer/quant';
 import { ConfigError, engine, log, type Tensor } from '@tematrainer/tensor';
 import { ensureAssets } from '../assets/index.js';
 import { EMA_PREFIX, EMA_WEIGHTS, resumeFromCheckpoint } from '../checkpoint.js';
@@ -28,6 +29,8 @@ export interface ContinualResult {
   seconds: number;
   /** True when the run stopped early on request (Ctrl-C) and saved a checkpoint to resume from. */
   interrupted: boolean;
+  /** The base weights: "f32" or the 4-bit form. */
+  base: string;
   model: LoadedModel;
   domains: Domain[];
 }
@@ -111,6 +114,12 @@ export async function runContinual(
   const loaded = await loadModel(inputs.modelPath);
   const { model, tokenizer } = loaded;
   log(`model: ${inputs.modelPath} (${loaded.format}, ${(model.parameterBytes / 4).toLocaleString('en-US')} parameters)`);
+  let base = 'f32';
+  if (o.loadIn4bit) {
+    const report = await quantizeModel(model, { loadIn4bit: true, bnb4bitUseDoubleQuant: o.doubleQuant });
+    base = o.doubleQuant ? 'NF4 4-bit, double quantization' : 'NF4 4-bit';
+    log(`base: ${report.quantized.length} linear layers quantized to ${base} (${report.bytesBefore.toLocaleString('en-US')} -> ${report.bytesAfter.toLocaleString('en-US')} bytes)`);
+  }
 
   const domains: Domain[] = [];
   for (const [name, path] of [inputs.base, ...inputs.domains]) {
@@ -232,10 +241,10 @@ export async function runContinual(
   const summaries = results.map(summarize);
   if (!interrupted) {
     rmSync(resumeDir, { recursive: true, force: true });
-    const settings = { ...o, model: inputs.modelPath, domains: domains.map((d) => [d.name, d.path]), adapter: engine().info.adapterInfo.description, runtime: engine().info.runtime };
+    const settings = { ...o, base, model: inputs.modelPath, domains: domains.map((d) => [d.name, d.path]), adapter: engine().info.adapterInfo.description, runtime: engine().info.runtime };
     const html = renderReport('TEMA against SFT: continual fine-tuning', results, summaries, settings);
     await writeFileAtomic(join(outDir, 'report.html'), new TextEncoder().encode(html));
     await writeFileAtomic(join(outDir, 'results.json'), new TextEncoder().encode(JSON.stringify({ settings, results, summaries }, null, 2)));
   }
-  return { results, summaries, outDir, seconds: (performance.now() - started) / 1000, interrupted, model: loaded, domains };
+  return { results, summaries, outDir, seconds: (performance.now() - started) / 1000, interrupted, base, model: loaded, domains };
 }
