@@ -49,9 +49,9 @@ async function main(): Promise<number> {
   for (const s of run.summaries) {
     if (!sft || s === sft) continue;
     const reduction = forgettingReduction(sft, s);
-    const cost = s.averageFinal / sft.averageFinal - 1;
+    const cost = s.averageJustLearned / sft.averageJustLearned - 1;
     console.log(
-      `${s.method} forgets ${(100 * reduction).toFixed(0)}% less than sft; its average new-domain perplexity is ${cost >= 0 ? '+' : ''}${(100 * cost).toFixed(1)}% relative to sft's.`,
+      `${s.method} forgets ${(100 * reduction).toFixed(0)}% less than sft; its new-domain perplexity (each domain right after its stage, averaged) is ${cost >= 0 ? '+' : ''}${(100 * cost).toFixed(1)}% relative to sft's.`,
     );
   }
   console.log(`\nTook ${formatDuration(run.seconds)}. Report: ${run.outDir}/report.html (metrics.jsonl, results.json and the adapters are beside it).`);

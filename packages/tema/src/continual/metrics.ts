@@ -29,6 +29,8 @@ export interface Summary {
   averageFinal: number;
   /** Each learned domain's perplexity right after its own stage. */
   justLearned: number[];
+  /** Mean of `justLearned`: how well the method learns each new domain. */
+  averageJustLearned: number;
   /**
    * Backward transfer in perplexity: the mean over every domain but the last of (final minus
    * just learned); positive means later domains made it worse.
@@ -54,6 +56,7 @@ export function summarize(r: MethodResult): Summary {
     forgettingRatio: p[last][0] / p[0][0],
     averageFinal: finals.reduce((a, b) => a + b, 0) / Math.max(1, n),
     justLearned,
+    averageJustLearned: justLearned.reduce((a, b) => a + b, 0) / Math.max(1, n),
     backwardTransfer: earlier.length ? earlier.reduce((a, b) => a + b, 0) / earlier.length : 0,
     stepSeconds: r.stepSeconds,
     tokensPerSecond: r.tokensPerSecond,
@@ -96,6 +99,7 @@ export function summaryTable(summaries: Summary[]): string {
     'ratio',
     'avg final',
     'just learned',
+    'avg learned',
     'BWT',
     'step s',
     'tok/s',
@@ -109,6 +113,7 @@ export function summaryTable(summaries: Summary[]): string {
     fmt(s.forgettingRatio),
     fmt(s.averageFinal),
     s.justLearned.map((v) => fmt(v, 1)).join(' / '),
+    fmt(s.averageJustLearned),
     fmt(s.backwardTransfer),
     fmt(s.stepSeconds, 3),
     fmt(s.tokensPerSecond, 0),

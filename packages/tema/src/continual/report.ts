@@ -21,7 +21,7 @@ export function renderReport(title: string, results: MethodResult[], summaries: 
     .map(
       (s) =>
         `<tr><td>${escapeHtml(s.method)}</td><td>${s.baseBefore.toFixed(2)}</td><td>${s.baseAfter.toFixed(2)}</td>` +
-        `<td>+${s.forgetting.toFixed(2)}</td><td>${s.averageFinal.toFixed(2)}</td><td>${s.backwardTransfer.toFixed(2)}</td>` +
+        `<td>+${s.forgetting.toFixed(2)}</td><td>${s.averageFinal.toFixed(2)}</td><td>${s.averageJustLearned.toFixed(2)}</td><td>${s.backwardTransfer.toFixed(2)}</td>` +
         `<td>${s.stepSeconds.toFixed(3)}</td><td>${formatBytes(s.peakBytes)}</td></tr>`,
     )
     .join('\n');
@@ -37,7 +37,7 @@ pre { background: #f6f6f6; padding: 1em; overflow-x: auto; }
 </style></head><body>
 <h1>${escapeHtml(title)}</h1>
 <p>Perplexity is exp(mean next-token NLL) on each domain's held-out chunks. Forgetting is the base-domain perplexity after the last stage minus before training; BWT is the mean increase of each learned domain's perplexity between the end of its own stage and the end of the run.</p>
-<table><tr><th>method</th><th>base before</th><th>base after</th><th>forgetting</th><th>avg final</th><th>BWT</th><th>step s</th><th>peak GPU</th></tr>
+<table><tr><th>method</th><th>base before</th><th>base after</th><th>forgetting</th><th>avg final</th><th>avg just learned</th><th>BWT</th><th>step s</th><th>peak GPU</th></tr>
 ${rows}
 </table>
 <div id="loss" class="chart"></div>
