@@ -1,4 +1,4 @@
-// Batched, strided f32 matrix multiply: C[b] = alpha * A[b] · B[b] + beta * C[b].
+// Batched, strided matrix multiply: C[b] = alpha * A[b] · B[b] + beta * C[b], accumulated in f32.
 // A is M x K, B is K x N, C is M x N, each addressed through its own strides, so transposes and
 // the (batch, head) layouts of attention need no copies. Batch index z splits into
 // (z / nb1, z % nb1); operand A uses inner index (z % nb1) / gA and B uses (z % nb1) / gB, which lets
@@ -22,6 +22,8 @@
 //                  matmul.ts compiles only on such devices, prefixed with `enable subgroups;`.
 // Reference: matmulReference in packages/tensor/src/ops/matmul.ts.
 
+{{ENABLE_F16}}
+
 struct Params {
   M: u32, N: u32, K: u32, nb1: u32,
   sA0: u32, sA1: u32, sAm: u32, sAk: u32,
@@ -34,8 +36,14 @@ struct Params {
 
 @group(0) @binding(0) var<uniform> p: Params;
 @group(0) @binding(1) var<storage, read> A: array<f32>;
-@group(0) @binding(2) var<storage, read> B: array<f32>;
+@group(0) @binding(2) var<storage, read> B: array<{{B_TYPE}}>;
 @group(0) @binding(3) var<storage, read_write> C: array<f32>;
+
+// B holds f32, or f16 for frozen half-precision weights (matmul.ts fills in B_TYPE and, for f16,
+// the `enable f16;` directive); either way the products accumulate in f32.
+fn loadB(i: u32) -> f32 {
+  return f32(B[i]);
+}
 
 struct Bases { a: u32, b: u32, c: u32 }
 
@@ -77,7 +85,7 @@ fn tile4x4(@builtin(global_invocation_id) gid: vec3u) {
       let ak = a0 + k * p.sAk;
       let av = vec4f(A[ak], A[ak + p.sAm], A[ak + 2u * p.sAm], A[ak + 3u * p.sAm]);
       let bk = b0 + k * p.sBk;
-      let bv = vec4f(B[bk], B[bk + p.sBn], B[bk + 2u * p.sBn], B[bk + 3u * p.sBn]);
+      let bv = vec4f(loadB(bk), loadB(bk + p.sBn), loadB(bk + 2u * p.sBn), loadB(bk + 3u * p.sBn));
       acc0 = acc0 + av.x * bv;
       acc1 = acc1 + av.y * bv;
       acc2 = acc2 + av.z * bv;
@@ -92,7 +100,7 @@ fn tile4x4(@builtin(global_invocation_id) gid: vec3u) {
           av[i] = A[o.a + (row0 + i) * p.sAm + k * p.sAk];
         }
         if (col0 + i < p.N) {
-          bv[i] = B[o.b + k * p.sBk + (col0 + i) * p.sBn];
+          bv[i] = loadB(o.b + k * p.sBk + (col0 + i) * p.sBn);
         }
       }
       acc0 = acc0 + av.x * bv;
@@ -139,7 +147,7 @@ fn shared16(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_id) lid
       let bc = idx % TILE;
       var bv = 0.0;
       if (k0 + bk < p.K && colBase + bc < p.N) {
-        bv = B[o.b + (k0 + bk) * p.sBk + (colBase + bc) * p.sBn];
+        bv = loadB(o.b + (k0 + bk) * p.sBk + (colBase + bc) * p.sBn);
       }
       Bs[idx] = bv;
     }
@@ -196,8 +204,8 @@ fn subgroup8x8(
   var accR: array<vec4f, 8>;
   for (var k = 0u; k < p.K; k = k + 1u) {
     let bk = k * p.sBk;
-    let bL = vec4f(B[colL.x + bk], B[colL.y + bk], B[colL.z + bk], B[colL.w + bk]);
-    let bR = vec4f(B[colR.x + bk], B[colR.y + bk], B[colR.z + bk], B[colR.w + bk]);
+    let bL = vec4f(loadB(colL.x + bk), loadB(colL.y + bk), loadB(colL.z + bk), loadB(colL.w + bk));
+    let bR = vec4f(loadB(colR.x + bk), loadB(colR.y + bk), loadB(colR.z + bk), loadB(colR.w + bk));
     let a = A[aRow + k * p.sAk];
     let av = array<f32, 8>(
       subgroupBroadcast(a, 0u), subgroupBroadcast(a, 1u), subgroupBroadcast(a, 2u), subgroupBroadcast(a, 3u),

@@ -1,4 +1,5 @@
 import {
+  BYTES_PER_ELEMENT,
   add,
   attention,
   ConfigError,
@@ -278,7 +279,7 @@ export class Gpt2Model {
   /** Bytes of the base weights on the GPU. */
   get parameterBytes(): number {
     let n = 0;
-    for (const t of this.params.values()) n += t.size * 4;
+    for (const t of this.params.values()) n += t.size * BYTES_PER_ELEMENT[t.dtype];
     return n;
   }
 

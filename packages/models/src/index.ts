@@ -9,3 +9,4 @@ export * from './load.js';
 export * from './fixtures.js';
 export * from './generate.js';
 export * from './random.js';
+export * from './precision.js';

@@ -1,4 +1,5 @@
 import {
+  BYTES_PER_ELEMENT,
   add,
   attention,
   copyBlock,
@@ -226,7 +227,7 @@ export class LlamaModel {
   /** Bytes of the base weights on the GPU. */
   get parameterBytes(): number {
     let n = 0;
-    for (const t of this.params.values()) n += t.size * 4;
+    for (const t of this.params.values()) n += t.size * BYTES_PER_ELEMENT[t.dtype];
     return n;
   }
 

@@ -3,6 +3,7 @@ import { readFile } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
 import { ggufLlamaConfig, ggufTokenizerData, readLlama2cTokenizer } from '@tematrainer/io';
 import { ConfigError, FormatError } from '@tematrainer/tensor';
+import { storeLinearWeightsAsF16 } from './precision.js';
 import { parseHfConfig, type ModelConfig } from './config.js';
 import type { CausalLM } from './causal-lm.js';
 import { Gpt2Model, parseGpt2Config } from './gpt2.js';
@@ -24,6 +25,8 @@ export interface LoadedModel {
 export interface LoadOptions {
   /** llama2.c only: the tok*.bin tokenizer; by default tok<vocab_size>.bin next to the checkpoint. */
   tokenizerPath?: string;
+  /** 'f16' stores the linear layers' weights in half precision where the adapter has shader-f16. */
+  dtype?: 'f32' | 'f16';
 }
 
 /**
@@ -32,10 +35,13 @@ export interface LoadOptions {
  */
 export async function loadModel(path: string, options: LoadOptions = {}): Promise<LoadedModel> {
   if (!existsSync(path)) throw new ConfigError(`model path not found: ${path}`);
-  if (statSync(path).isDirectory()) return loadHf(path);
-  if (path.endsWith('.gguf')) return loadGgufModel(path);
-  if (path.endsWith('.bin')) return loadLlama2c(path, options.tokenizerPath);
-  throw new ConfigError(`${path}: unknown model format; expected a Hugging Face folder, a .gguf file or a llama2.c .bin file`);
+  let loaded: LoadedModel;
+  if (statSync(path).isDirectory()) loaded = await loadHf(path);
+  else if (path.endsWith('.gguf')) loaded = await loadGgufModel(path);
+  else if (path.endsWith('.bin')) loaded = await loadLlama2c(path, options.tokenizerPath);
+  else throw new ConfigError(`${path}: unknown model format; expected a Hugging Face folder, a .gguf file or a llama2.c .bin file`);
+  if (options.dtype === 'f16') storeLinearWeightsAsF16(loaded.model);
+  return loaded;
 }
 
 async function loadHf(folder: string): Promise<LoadedModel> {

@@ -172,7 +172,9 @@ export class LoraModel {
     for (const layer of this.layers.values()) {
       if ((sign === 1) === layer.merged) continue;
       const base = layer.base;
-      if (!(base instanceof DenseLinear)) throw new ConfigError(`merge: layer "${layer.name}" has no full-precision weight to merge into`);
+      if (!(base instanceof DenseLinear) || base.weight.dtype !== 'f32') {
+        throw new ConfigError(`merge: layer "${layer.name}" has no f32 weight to merge into (a 4-bit or f16 base keeps its adapters separate)`);
+      }
       const [outF, inF] = base.weight.shape;
       const r = layer.loraA.shape[0];
       // W [out, in] += sign · scaling · B [out, r] · A [r, in]

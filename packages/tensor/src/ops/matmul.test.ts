@@ -1,7 +1,8 @@
 import { afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { engine, init } from '../engine.js';
-import { empty, fromData, type Tensor } from '../tensor.js';
-import { randomArray } from '../testing.js';
+import { empty, fromData, tidy, type Tensor } from '../tensor.js';
+import { maxAbsDiff, randomArray } from '../testing.js';
+import { f16BitsToF32, f32ToF16Bits } from '../dtype.js';
 import {
   gemm,
   matmul,
@@ -172,5 +173,32 @@ describe('matmul variant choice', () => {
     const info = engine().info;
     const expected = !info.isSoftware ? 'shared16' : variants().includes('subgroup8x8') ? 'subgroup8x8' : 'tile4x4';
     expect(matmulVariant({ M: 512, N: 512, K: 512 })).toBe(expected);
+  });
+});
+
+describe('matmul with an f16 right operand', () => {
+  it('every variant matches the reference on the f16-rounded values', async () => {
+    if (!engine().info.features.has('shader-f16')) return; // f16 needs the adapter's shader-f16
+    const [M, N, K] = [33, 17, 65];
+    const a = randomArray(M * K, 41);
+    const b = randomArray(N * K, 42);
+    const bits = Uint16Array.from(b, f32ToF16Bits);
+    const rounded = Float64Array.from(bits, f16BitsToF32);
+    const expected = matmulReference(a, rounded, M, N, K, false, true);
+    for (const variant of supportedMatmulVariants()) {
+      const out = tidy(() => {
+        const c = empty([M, N]);
+        gemm(
+          fromData(a, [M, K]), { batchOuter: 0, batchInner: 0, row: K, col: 1 },
+          fromData(bits, [N, K], 'f16'), { batchOuter: 0, batchInner: 0, row: 1, col: K },
+          c, { batchOuter: 0, batchInner: 0, row: N, col: 1 },
+          { M, N, K, batch: 1 }, 1, 0, variant,
+        );
+        return c;
+      });
+      const got = (await out.data()) as Float32Array;
+      const { diff } = maxAbsDiff(got, expected);
+      expect(diff, variant).toBeLessThan(1e-4);
+    }
   });
 });

@@ -54,6 +54,8 @@ const SUBGROUP_SOURCE = `enable subgroups;\n${KERNELS.matmul}`;
 
 interface VariantInfo {
   spec: KernelSpec;
+  /** The same kernel reading B as f16 (frozen half-precision weights); needs shader-f16. */
+  specF16: KernelSpec;
   /** Rows and columns of C per workgroup. */
   rows: number;
   cols: number;
@@ -61,13 +63,24 @@ interface VariantInfo {
 }
 
 const VARIANTS: Record<MatmulVariant, VariantInfo> = {
-  tile4x4: { spec: spec(PLAIN_SOURCE, 'tile4x4'), rows: 32, cols: 32, needsSubgroups: false },
-  shared16: { spec: spec(PLAIN_SOURCE, 'shared16'), rows: 64, cols: 64, needsSubgroups: false },
-  subgroup8x8: { spec: spec(SUBGROUP_SOURCE, 'subgroup8x8'), rows: 8, cols: 64, needsSubgroups: true },
+  tile4x4: { spec: spec(PLAIN_SOURCE, 'tile4x4'), specF16: spec(PLAIN_SOURCE, 'tile4x4', true), rows: 32, cols: 32, needsSubgroups: false },
+  shared16: { spec: spec(PLAIN_SOURCE, 'shared16'), specF16: spec(PLAIN_SOURCE, 'shared16', true), rows: 64, cols: 64, needsSubgroups: false },
+  subgroup8x8: {
+    spec: spec(SUBGROUP_SOURCE, 'subgroup8x8'),
+    specF16: spec(SUBGROUP_SOURCE, 'subgroup8x8', true),
+    rows: 8,
+    cols: 64,
+    needsSubgroups: true,
+  },
 };
 
-function spec(source: string, entry: string): KernelSpec {
-  return { source, entry, bindings: 'rrw' };
+function spec(source: string, entry: string, halfB = false): KernelSpec {
+  return {
+    source,
+    entry,
+    bindings: 'rrw',
+    defines: halfB ? { B_TYPE: 'f16', ENABLE_F16: 'enable f16;' } : { B_TYPE: 'f32', ENABLE_F16: '' },
+  };
 }
 
 /**
@@ -135,6 +148,12 @@ export function gemm(
 ): void {
   const { M, N, K, batch } = shape;
   const v = VARIANTS[variant];
+  if (a.dtype !== 'f32' || c.dtype !== 'f32' || (b.dtype !== 'f32' && b.dtype !== 'f16')) {
+    throw new ShapeError(`gemm: A and C must be f32 and B f32 or f16, got ${a.describe()}, ${b.describe()}, ${c.describe()}`);
+  }
+  if (b.dtype === 'f16' && !engine().info.features.has('shader-f16')) {
+    throw new ShapeError(`gemm: ${b.describe()} is f16, which needs the adapter's shader-f16 feature`);
+  }
   const groups: [number, number, number] = [Math.ceil(N / v.cols), Math.ceil(M / v.rows), batch];
   const max = engine().device.limits.maxComputeWorkgroupsPerDimension;
   if (groups[1] > max && variant !== 'tile4x4') {
@@ -144,7 +163,7 @@ export function gemm(
     return;
   }
   engine().dispatch(
-    v.spec,
+    b.dtype === 'f16' ? v.specF16 : v.spec,
     [
       M, N, K, shape.innerBatch ?? 1,
       sa.batchOuter, sa.batchInner, sa.row, sa.col,
@@ -231,7 +250,11 @@ function sumBatch(full: Tensor, shape: readonly number[]): Tensor {
  * y = x · wᵀ (+ bias), the layout of torch.nn.Linear: x [..., in], w [out, in], bias [out].
  */
 export function linear(x: Tensor, w: Tensor, bias?: Tensor | null): Tensor {
-  expectF32('linear', x, w);
+  expectF32('linear', x);
+  if (w.dtype === 'f16' && w.requiresGrad) {
+    throw new ShapeError(`linear: ${w.describe()} is f16 and requires a gradient; half-precision weights must stay frozen`);
+  }
+  if (w.dtype !== 'f16') expectF32('linear', w);
   const inF = lastDim(x);
   if (w.shape.length !== 2 || w.shape[1] !== inF) {
     throw new ShapeError(`linear: input ${formatShape(x.shape)} does not fit weight ${formatShape(w.shape)} ([out, in])`);
