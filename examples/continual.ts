@@ -12,6 +12,7 @@ import {
   formatDuration,
   matrixTable,
   parseContinualArgs,
+  signed,
   runContinual,
   summaryTable,
 } from '@tematrainer/tema';
@@ -48,6 +49,10 @@ async function main(): Promise<number> {
   const sft = run.summaries.find((s) => s.method === 'sft');
   for (const s of run.summaries) {
     if (!sft || s === sft) continue;
+    if (sft.forgetting <= 0) {
+      console.log(`sft did not forget the base domain (${signed(sft.forgetting)}), so there is no forgetting for ${s.method} to reduce.`);
+      continue;
+    }
     const reduction = forgettingReduction(sft, s);
     const cost = s.averageJustLearned / sft.averageJustLearned - 1;
     console.log(

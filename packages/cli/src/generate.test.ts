@@ -67,7 +67,7 @@ describe('tema generate', () => {
 
   it('names a missing model path', async () => {
     const r = await runMain('generate', '--model', join(tmp, 'nothing'), '--prompt', 'x');
-    expect(r.code).toBe(1);
+    expect(r.code).toBe(2);
     expect(r.stderr).toContain(join(tmp, 'nothing'));
   });
 });

@@ -1,5 +1,5 @@
 import { readFileSync } from 'node:fs';
-import { TemaError } from '@tematrainer/tensor';
+import { DeviceError, TemaError } from '@tematrainer/tensor';
 import { type Command, type Output, UsageError } from './cli.js';
 import { COMMANDS } from './commands/index.js';
 
@@ -69,8 +69,19 @@ export async function main(argv: string[], output: Output = processOutput): Prom
       return 2;
     }
     // The library's errors carry their own explanation and remedy, so a stack trace adds nothing.
+    // Invalid input (a config, a file in no known format, shapes that do not fit) exits 2; a
+    // missing device or a file that cannot be read or written exits 1.
+    if (error instanceof DeviceError) {
+      output.stderr(`error: ${error.message}\n`);
+      return 1;
+    }
     if (error instanceof TemaError) {
       output.stderr(`error: ${error.message}\n`);
+      return 2;
+    }
+    const code = (error as NodeJS.ErrnoException).code;
+    if (typeof code === 'string') {
+      output.stderr(`error: ${(error as Error).message}\n`);
       return 1;
     }
     throw error;

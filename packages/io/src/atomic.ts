@@ -18,7 +18,15 @@ export function temporaryPathFor(path: string): string {
  */
 export async function writeFileAtomic(path: string, contents: FileContents): Promise<void> {
   const temporary = temporaryPathFor(path);
-  const handle = await open(temporary, 'wx');
+  let handle;
+  try {
+    handle = await open(temporary, 'wx');
+  } catch (error) {
+    // Name the file the caller asked for, not the temporary one beside it.
+    const e = error as NodeJS.ErrnoException;
+    const reason = e.code === 'ENOENT' ? `the folder ${dirname(path)} does not exist` : e.message;
+    throw Object.assign(new Error(`cannot write ${path}: ${reason}`), { code: e.code });
+  }
   try {
     try {
       const chunks = contents instanceof Uint8Array ? [contents] : contents;

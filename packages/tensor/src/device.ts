@@ -1,4 +1,4 @@
-import { TemaError } from './errors.js';
+import { DeviceError } from './errors.js';
 import { log } from './log.js';
 
 /** Optional features the library uses when the adapter offers them. */
@@ -45,7 +45,7 @@ async function requestGpu(): Promise<{ gpu: GPU; runtime: WebGpuRuntime }> {
   }
   if (typeof Deno !== 'undefined' || (typeof navigator !== 'undefined' && 'gpu' in navigator && navigator.gpu)) {
     if (typeof navigator === 'undefined' || !navigator.gpu) {
-      throw new TemaError('Deno has no navigator.gpu here: run it with --unstable-webgpu.');
+      throw new DeviceError('Deno has no navigator.gpu here: run it with --unstable-webgpu.');
     }
     return { gpu: navigator.gpu, runtime: typeof Deno !== 'undefined' ? 'deno' : 'browser' };
   }
@@ -67,7 +67,7 @@ async function requestGpu(): Promise<{ gpu: GPU; runtime: WebGpuRuntime }> {
 async function openDevice(): Promise<DeviceInfo> {
   const { gpu, runtime } = await requestGpu();
   const adapter = await gpu.requestAdapter({ powerPreference: 'high-performance' });
-  if (!adapter) throw new TemaError(NO_ADAPTER_HELP);
+  if (!adapter) throw new DeviceError(NO_ADAPTER_HELP);
 
   const features = WANTED_FEATURES.filter((f) => adapter.features.has(f));
   const requiredLimits: Record<string, number> = {};
@@ -91,7 +91,7 @@ async function openDevice(): Promise<DeviceInfo> {
   } catch (e) {
     // bun-webgpu 0.1.7 rejects every requiredLimits entry ("Value must be between 0 and 0");
     // the default limits still run models whose largest tensor fits in 128 MiB.
-    log(`WebGPU: the adapter's largest limits could not be requested (${(e as Error).message}); using default limits`);
+    log(`WebGPU: this binding cannot request raised limits (${(e as Error).message}); using WebGPU's default limits, so no tensor may exceed 128 MiB`);
     device = await adapter.requestDevice({ requiredFeatures: features });
   }
   device.lost.then((info) => {

@@ -16,6 +16,11 @@ export class ConfigError extends TemaError {
   override name = 'ConfigError';
 }
 
+/** No WebGPU adapter or device could be opened; the message says how to get one. */
+export class DeviceError extends TemaError {
+  override name = 'DeviceError';
+}
+
 /** Tensors whose shapes or dtypes do not fit the op; the message names the op and the shapes. */
 export class ShapeError extends TemaError {
   override name = 'ShapeError';

@@ -30,11 +30,11 @@ describe('tema train', () => {
     expect(r.stderr.split('\n')[0]).toBe('error: train needs --config FILE');
   });
 
-  it('unknown field exits 1 naming it', async () => {
+  it('unknown field exits 2 naming it', async () => {
     const file = join(dir, 'typo.yaml');
     writeFileSync(file, 'model_name_or_path: m\ntrain_file: t.jsonl\nlearnig_rate: 0.1\n');
     const r = await runMain('train', '--config', file);
-    expect(r.code).toBe(1);
+    expect(r.code).toBe(2);
     expect(r.stderr).toBe(`error: ${file}: unknown field "learnig_rate" (did you mean "learning_rate"?); \`tema train --help\` lists every field\n`);
   });
 

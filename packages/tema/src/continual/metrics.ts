@@ -72,6 +72,11 @@ function fmt(v: number, digits = 2): string {
   return Number.isFinite(v) ? v.toFixed(digits) : String(v);
 }
 
+/** A change with its sign always written: +4.20, -0.38. */
+export function signed(v: number, digits = 2): string {
+  return v >= 0 ? `+${fmt(v, digits)}` : fmt(v, digits);
+}
+
 function table(header: string[], rows: string[][]): string {
   const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i].length)));
   const line = (cells: string[]) => cells.map((c, i) => pad(c, widths[i], i === 0)).join('  ');
@@ -109,7 +114,7 @@ export function summaryTable(summaries: Summary[]): string {
     s.method,
     fmt(s.baseBefore),
     fmt(s.baseAfter),
-    `+${fmt(s.forgetting)}`,
+    signed(s.forgetting),
     fmt(s.forgettingRatio),
     fmt(s.averageFinal),
     s.justLearned.map((v) => fmt(v, 1)).join(' / '),

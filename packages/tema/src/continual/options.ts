@@ -143,6 +143,7 @@ const HELP: [string, string][] = [
   ['--kl-direction D', 'forward (KL(teacher || student)), reverse or jsd'],
   ['--seed N', 'seed of the LoRA initialisation and the data order'],
   ['--eval-chunks N', 'held-out chunks evaluated per domain (at most)'],
+  ['--chunk-length N', 'tokens per training and evaluation chunk'],
   ['--out DIR', 'report folder'],
   ['--assets DIR', 'where downloaded or mirrored assets are kept (TEMA_ASSETS_MIRROR names a mirror folder)'],
   ['--protocol reference', 'the reference measurement protocol: 400 steps per domain, warm-up 20, eval 128 chunks, methods sft, tema, tema@0.999'],
@@ -153,6 +154,28 @@ const HELP: [string, string][] = [
   ['--help', 'print this help'],
 ];
 
+const d = DEFAULT_OPTIONS;
+const HELP_DEFAULTS: Record<string, string | number> = {
+  '--steps': d.stepsPerStage,
+  '--batch-size': d.batchSize,
+  '--lr': d.learningRate,
+  '--warmup-steps': d.warmupSteps,
+  '--max-grad-norm': d.maxGradNorm,
+  '--lora-r': d.loraR,
+  '--lora-alpha': d.loraAlpha,
+  '--lora-dropout': d.loraDropout,
+  '--lora-targets': d.loraTargets.join(','),
+  '--tema-alpha': 1,
+  '--tema-beta': 1,
+  '--kl-temperature': d.klTemperature,
+  '--kl-direction': d.klDirection,
+  '--seed': d.seed,
+  '--eval-chunks': d.evalChunks,
+  '--chunk-length': d.chunkLength,
+  '--out': d.outDir,
+  '--assets': d.assetsDir,
+};
+
 export function continualHelp(): string {
   const width = Math.max(...HELP.map(([f]) => f.length));
   return [
@@ -161,7 +184,10 @@ export function continualHelp(): string {
     '',
     'usage: bun run examples/continual.ts [options]',
     '',
-    ...HELP.map(([flag, text]) => `  ${flag.padEnd(width)}  ${text}`),
+    ...HELP.map(([flag, text]) => {
+      const value = HELP_DEFAULTS[flag.split(' ')[0]];
+      return `  ${flag.padEnd(width)}  ${text}${value === undefined ? '' : ` (default ${value})`}`;
+    }),
   ].join('\n');
 }
 
@@ -244,6 +270,7 @@ export function parseContinualArgs(argv: string[]): ContinualOptions | { help: t
   o.carryEma = !flags.has('--reset-ema');
   o.seed = num('--seed', (v) => Number.isInteger(v) && v >= 0, 'an integer >= 0') ?? o.seed;
   o.evalChunks = num('--eval-chunks', posInt, 'a positive integer') ?? o.evalChunks;
+  o.chunkLength = num('--chunk-length', (v) => Number.isInteger(v) && v >= 2, 'an integer >= 2') ?? o.chunkLength;
   o.outDir = flags.get('--out')?.at(-1) ?? o.outDir;
   o.assetsDir = flags.get('--assets')?.at(-1) ?? o.assetsDir;
   o.resume = flags.has('--resume');

@@ -1,7 +1,7 @@
 import { readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import type { MethodResult, Summary } from './metrics.js';
-import { formatBytes } from './metrics.js';
+import { formatBytes, signed } from './metrics.js';
 
 const require = createRequire(import.meta.url);
 
@@ -21,7 +21,7 @@ export function renderReport(title: string, results: MethodResult[], summaries: 
     .map(
       (s) =>
         `<tr><td>${escapeHtml(s.method)}</td><td>${s.baseBefore.toFixed(2)}</td><td>${s.baseAfter.toFixed(2)}</td>` +
-        `<td>+${s.forgetting.toFixed(2)}</td><td>${s.averageFinal.toFixed(2)}</td><td>${s.averageJustLearned.toFixed(2)}</td><td>${s.backwardTransfer.toFixed(2)}</td>` +
+        `<td>${signed(s.forgetting)}</td><td>${s.averageFinal.toFixed(2)}</td><td>${s.averageJustLearned.toFixed(2)}</td><td>${s.backwardTransfer.toFixed(2)}</td>` +
         `<td>${s.stepSeconds.toFixed(3)}</td><td>${formatBytes(s.peakBytes)}</td></tr>`,
     )
     .join('\n');

@@ -105,10 +105,14 @@ export async function runContinual(
     const file = join(resumeDir, 'progress.json');
     if (!existsSync(file)) throw new ConfigError(`--resume: no interrupted run in ${outDir} (${file} not found)`);
     progress = JSON.parse(readFileSync(file, 'utf8')) as ProgressState;
+    log('--resume continues with the settings the interrupted run was started with; other options given now are ignored');
     o = { ...progress.options, resume: true };
     log(`resuming ${progress.options.methods[progress.methodIndex].name}, stage ${progress.stageIndex + 1}, from ${resumeDir}`);
   }
   mkdirSync(outDir, { recursive: true });
+  if (!o.resume && existsSync(join(resumeDir, 'progress.json'))) {
+    log(`${outDir} holds an interrupted run; starting over replaces it (run with --resume to continue it instead)`);
+  }
 
   const inputs = await resolveInputs(o);
   const loaded = await loadModel(inputs.modelPath);

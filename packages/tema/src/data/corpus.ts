@@ -1,17 +1,36 @@
-import { readFile } from 'node:fs/promises';
 
 import { ConfigError, FormatError } from '@tematrainer/tensor';
 
 import { EpochOrder, type SamplerState } from './random.js';
-import { decodeText } from './text.js';
-import type { Batch, TextTokenizer } from './types.js';
+import { decodeText, readInput } from './text.js';
+import { readDataset } from './dataset.js';
+import type { Batch, ChatMessage, Example, TextTokenizer } from './types.js';
 
 /**
  * Reads a plain-text corpus as the reference measurements did: UTF-8, a leading byte order mark
  * dropped, CRLF converted to LF.
  */
 export async function readCorpus(file: string): Promise<string> {
-  return decodeText(await readFile(file), file);
+  return decodeText(await readInput(file), file);
+}
+
+/**
+ * The text of a corpus file: a plain text file as `readCorpus` reads it, or the records of a
+ * JSONL dataset in any of trl's formats, each record's text (prompt and completion, or every
+ * message's content) joined, records separated by a blank line.
+ */
+export async function readCorpusText(file: string): Promise<string> {
+  const extension = file.toLowerCase().slice(file.lastIndexOf('.'));
+  if (extension !== '.jsonl' && extension !== '.json') return readCorpus(file);
+  const { examples } = await readDataset(file);
+  return examples.map(exampleText).join('\n\n');
+}
+
+function exampleText(example: Example): string {
+  if ('text' in example) return example.text;
+  if ('messages' in example) return example.messages.map((m) => m.content).join('\n');
+  const part = (p: string | ChatMessage[]) => (typeof p === 'string' ? p : p.map((m) => m.content).join('\n'));
+  return part(example.prompt) + part(example.completion);
 }
 
 /** Tokenizes a whole corpus as one document: BOS first, no EOS. */
@@ -92,7 +111,7 @@ export async function loadCorpus(
   tokenizer: TextTokenizer,
   options: Omit<CorpusSplitOptions, 'source'> = {},
 ): Promise<CorpusSplit> {
-  const ids = tokenizeCorpus(await readCorpus(file), tokenizer);
+  const ids = tokenizeCorpus(await readCorpusText(file), tokenizer);
   return corpusSplit(ids, { ...options, source: file });
 }
 

@@ -1,9 +1,8 @@
-import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 
 import { FormatError } from '@tematrainer/tensor';
 
-import { decodeText } from './text.js';
+import { decodeText, readInput } from './text.js';
 import type { ChatMessage, DatasetFormat, Example } from './types.js';
 
 /** A dataset read from one file; every example has the same format. */
@@ -27,7 +26,7 @@ export interface Dataset {
  */
 export async function readDataset(file: string): Promise<Dataset> {
   const extension = path.extname(file).toLowerCase();
-  const bytes = await readFile(file);
+  const bytes = await readInput(file);
 
   if (extension === '.txt') {
     const text = decodeText(bytes, file);

@@ -6,6 +6,7 @@ export { mulberry32, epochPermutation, EpochOrder, type SamplerState } from './r
 export { collate, paddingId, packSequences, Batcher, type BatcherOptions } from './batch.js';
 export {
   readCorpus,
+  readCorpusText,
   tokenizeCorpus,
   corpusSplit,
   loadCorpus,

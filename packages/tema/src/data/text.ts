@@ -1,4 +1,5 @@
-import { FormatError } from '@tematrainer/tensor';
+import { readFile } from 'node:fs/promises';
+import { ConfigError, FormatError } from '@tematrainer/tensor';
 
 const BYTE_ORDER_MARK = '\uFEFF';
 
@@ -19,4 +20,16 @@ export function decodeText(bytes: Uint8Array, file: string): string {
     text = text.slice(BYTE_ORDER_MARK.length);
   }
   return text.replaceAll('\r\n', '\n');
+}
+
+/** Read an input file, with a ConfigError naming it when it does not exist or is a folder. */
+export async function readInput(file: string): Promise<Buffer> {
+  try {
+    return await readFile(file);
+  } catch (error) {
+    const code = (error as NodeJS.ErrnoException).code;
+    if (code === 'ENOENT') throw new ConfigError(`${file}: file not found`);
+    if (code === 'EISDIR') throw new ConfigError(`${file}: is a folder, expected a text or JSONL file`);
+    throw error;
+  }
 }
