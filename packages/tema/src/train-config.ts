@@ -14,6 +14,10 @@ export interface TrainConfig {
   evalFile: string | null;
   /** A checkpoint folder, true for the newest checkpoint-N in outputDir, or null to start fresh. */
   resumeFromCheckpoint: string | boolean | null;
+  /** A previous stage's output folder whose adapter (and EMA, unless resetEma) this run starts from. */
+  adapterNameOrPath: string | null;
+  /** Start the EMA teacher from the loaded adapter instead of the previous stage's EMA. */
+  resetEma: boolean;
   training: TrainingArguments;
   lora: LoraConfig;
   /** temaBeta is 0 when the config has no tema: section, which makes the run plain SFT. */
@@ -103,6 +107,8 @@ export const CONFIG_FIELDS: Record<Section, (ConfigField & { key: string })[]> =
     trainingField('eval_steps', 'evalSteps', INTEGER, 'evaluate every N steps; 0 evaluates only at the end'),
     trainingField('save_steps', 'saveSteps', INTEGER, 'write output_dir/checkpoint-N every N steps; 0 disables'),
     { name: 'resume_from_checkpoint', key: 'resumeFromCheckpoint', type: RESUME, default: null, help: 'checkpoint folder to continue from; true takes the newest in output_dir' },
+    { name: 'adapter_name_or_path', key: 'adapterNameOrPath', type: STRING_OR_NULL, default: null, help: "a previous stage's output_dir: start from its adapter and, for TEMA, its adapter_ema.safetensors" },
+    { name: 'reset_ema', key: 'resetEma', type: BOOLEAN, default: false, help: "with adapter_name_or_path: start the EMA teacher from the loaded adapter, not the previous stage's EMA" },
   ],
   lora: [
     loraField('r', 'r', INTEGER, 'rank of the update B·A'),
@@ -259,7 +265,7 @@ export function parseTrainConfig(raw: unknown, where = 'config'): TrainConfig {
   const hasTema = values.tema !== undefined && values.tema !== null;
   const temaValues = readSection(sections.tema, 'tema', where);
 
-  const { modelNameOrPath, trainFile, evalFile, resumeFromCheckpoint, ...trainingValues } = run;
+  const { modelNameOrPath, trainFile, evalFile, resumeFromCheckpoint, adapterNameOrPath, resetEma, ...trainingValues } = run;
   const training: TrainingArguments = { ...TRAINING_DEFAULTS, ...(trainingValues as Partial<TrainingArguments>) };
   const tema: TemaArguments = { ...TEMA_DEFAULTS, ...(hasTema ? {} : { temaBeta: 0 }), ...(temaValues as Partial<TemaArguments>) };
   withFile(where, () => validateTraining(training));
@@ -278,6 +284,8 @@ export function parseTrainConfig(raw: unknown, where = 'config'): TrainConfig {
     trainFile: trainFile as string,
     evalFile: (evalFile as string | null | undefined) ?? null,
     resumeFromCheckpoint: (resumeFromCheckpoint as string | boolean | null | undefined) ?? null,
+    adapterNameOrPath: (adapterNameOrPath as string | null | undefined) ?? null,
+    resetEma: (resetEma as boolean | undefined) ?? false,
     training,
     lora,
     tema,

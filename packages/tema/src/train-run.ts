@@ -3,8 +3,8 @@ import { join } from 'node:path';
 import { writeSafetensors } from '@tematrainer/io';
 import { loadModel } from '@tematrainer/models';
 import { quantizeModel } from '@tematrainer/quant';
-import { getPeftModel, saveAdapter } from '@tematrainer/peft';
-import { ConfigError, init } from '@tematrainer/tensor';
+import { ADAPTER_WEIGHTS, getPeftModel, loadAdapterWeights, saveAdapter, type LoraModel } from '@tematrainer/peft';
+import { ConfigError, init, type Tensor } from '@tematrainer/tensor';
 import { EMA_PREFIX, EMA_WEIGHTS, resumeFromCheckpoint, TRAINER_STATE_FILE } from './checkpoint.js';
 import { evaluationBatches, loadTrainingData, trainingBatches } from './dataset-source.js';
 import type { EvalResult } from './sft-trainer.js';
@@ -82,6 +82,7 @@ export async function runTraining(config: TrainConfig, options: RunOptions = {})
 
   const lora = getPeftModel(model, config.lora, { seed: args.seed });
   const plainSft = config.tema.temaBeta === 0;
+  const emaState = config.adapterNameOrPath ? await startFromStage(lora, config.adapterNameOrPath, !plainSft && !config.resetEma, log) : undefined;
   let progressLabel: string | null = plainSft ? 'sft' : 'tema';
   if (options.progress === false) progressLabel = null;
   const trainer = new TemaTrainer({
@@ -89,6 +90,7 @@ export async function runTraining(config: TrainConfig, options: RunOptions = {})
     lora,
     args,
     tema: config.tema,
+    emaState,
     train: trainingBatches(train, tokenizer, args.perDeviceTrainBatchSize, args.seed),
     eval: evalData ? evaluationBatches(evalData, tokenizer, args.perDeviceEvalBatchSize) : [],
     progressLabel,
@@ -138,4 +140,25 @@ export async function runTraining(config: TrainConfig, options: RunOptions = {})
     lora.unload();
     model.dispose();
   }
+}
+
+/**
+ * Put a previous stage's adapter values into `lora` and return its EMA as the new teacher when
+ * asked and present (else undefined: the teacher starts from the loaded adapter).
+ */
+async function startFromStage(lora: LoraModel, dir: string, carryEma: boolean, log: (message: string) => void): Promise<Tensor[] | undefined> {
+  await loadAdapterWeights(lora, join(dir, ADAPTER_WEIGHTS));
+  const emaFile = join(dir, EMA_WEIGHTS);
+  if (!carryEma || !existsSync(emaFile)) {
+    log(`started from the adapter in ${dir}; the EMA teacher starts from it too`);
+    return undefined;
+  }
+  const ema = lora.cloneParameters();
+  {
+    // Load the EMA file into the copies by pointing the layers at them for the read.
+    using _ema = lora.swapIn(ema);
+    await loadAdapterWeights(lora, emaFile, EMA_PREFIX);
+  }
+  log(`started from the adapter and the EMA teacher in ${dir}`);
+  return ema;
 }

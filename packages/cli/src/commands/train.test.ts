@@ -1,6 +1,7 @@
 import { existsSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
+import { openSafetensors } from '@tematrainer/io';
 import { describe, expect, it } from 'vitest';
 import { main } from '../main.js';
 
@@ -66,5 +67,40 @@ describe('tema train', () => {
     expect(JSON.parse(readFileSync(join(out, 'adapter_config.json'), 'utf8')).peft_type).toBe('LORA');
     expect(existsSync(join(out, 'adapter_ema.safetensors'))).toBe(true);
     expect(readFileSync(join(out, 'metrics.jsonl'), 'utf8').trim().split('\n')).toHaveLength(3);
+
+    // A second stage starts from the first one's adapter and EMA teacher.
+    const stage2 = join(dir, 'stage2.yaml');
+    const out2 = join(dir, 'out2');
+    writeFileSync(
+      stage2,
+      [
+        `model_name_or_path: ${join(fixtures, 'stories260K-hf')}`,
+        `train_file: ${data}`,
+        `output_dir: ${out2}`,
+        `adapter_name_or_path: ${out}`,
+        'max_steps: 1',
+        'per_device_train_batch_size: 4',
+        'learning_rate: 0',
+        'lora:',
+        '  r: 2',
+        'tema:',
+        '  tema_beta: 0.5',
+        '  ema_decay: 0.5',
+      ].join('\n'),
+    );
+    const r2 = await runMain('train', '--config', stage2);
+    expect(r2.code).toBe(0);
+    expect(r2.stderr).toContain(`started from the adapter and the EMA teacher in ${out}`);
+    // With learning rate 0 the adapter stays the first stage's, and the EMA moves halfway to it.
+    const first = await openSafetensors(join(out, 'adapter_model.safetensors'));
+    const second = await openSafetensors(join(out2, 'adapter_model.safetensors'));
+    const firstEma = await openSafetensors(join(out, 'adapter_ema.safetensors'));
+    const secondEma = await openSafetensors(join(out2, 'adapter_ema.safetensors'));
+    const name = [...first.tensors.keys()].find((n) => n.includes('lora_B'))!;
+    const a = (await first.read(name, { as: 'f32' })).data;
+    expect(Array.from((await second.read(name, { as: 'f32' })).data)).toEqual(Array.from(a));
+    const e1 = (await firstEma.read(`ema.${name}`, { as: 'f32' })).data;
+    const e2 = (await secondEma.read(`ema.${name}`, { as: 'f32' })).data;
+    for (let i = 0; i < a.length; i++) expect(e2[i]).toBeCloseTo(0.5 * e1[i] + 0.5 * a[i], 6);
   });
 });
