@@ -16,7 +16,7 @@ function escapeHtml(text: string): string {
  */
 export function renderReport(title: string, results: MethodResult[], summaries: Summary[], settings: Record<string, unknown>): string {
   const echarts = readFileSync(require.resolve('echarts/dist/echarts.min.js'), 'utf8');
-  const data = { results, summaries };
+  const data = { results, summaries, stepsPerStage: settings.stepsPerStage };
   const rows = summaries
     .map(
       (s) =>
@@ -55,7 +55,7 @@ loss.setOption({
   xAxis: { type: 'value', name: 'step' }, yAxis: { type: 'value', name: 'CE', scale: true },
   series: data.results.map((r) => ({ name: r.method, type: 'line', showSymbol: false, data: r.losses.map((l) => [l.step, l.ce]),
     markLine: { symbol: 'none', silent: true, lineStyle: { type: 'dashed', color: '#999' },
-      data: [...new Set(r.losses.map((l) => l.stage))].slice(1).map((s) => ({ xAxis: r.losses.find((l) => l.stage === s).step })) } })),
+      data: r.domains.slice(2).map((name, i) => ({ xAxis: (i + 1) * data.stepsPerStage, label: { formatter: name } })) } })),
 });
 const forgetting = echarts.init(document.getElementById('forgetting'));
 forgetting.setOption({
