@@ -15,8 +15,8 @@
 //                  value of row i only and subgroupBroadcast hands it to the others, so A costs one
 //                  load per k for 8 rows instead of 8. On a CPU implementation a subgroup is one SIMD
 //                  register and a broadcast is one shuffle, while every per-lane load is a gather:
-//                  on lavapipe (2 cores) it ran 1024x1024 at 8-15 GFLOP/s against 5-6 for tile4x4
-//                  (bench/matmul.ts, figures vary with the load on the machine). Needs the
+//                  on lavapipe (2 cores) it ran 1024x1024 at 17.6-17.8 GFLOP/s on a quiet machine
+//                  against 5.8 for tile4x4 (bench/matmul.ts; contiguous B takes subgroup8x8v). Needs the
 //                  `subgroups` feature and subgroups of at
 //                  least 8 invocations; it lives after the SUBGROUPS marker below, which
 //                  matmul.ts compiles only on such devices, prefixed with `enable subgroups;`.
@@ -198,14 +198,65 @@ fn subgroup8x8(
     colR[j] = o.b + min(col0 + 32u + j, p.N - 1u) * p.sBn;
   }
 
-  // NOTE: B is read as 4 scalars per vec4 so any stride works. An experiment that read contiguous
-  // B through an array<vec4f> binding ran about 20 GFLOP/s against about 14 for this loop at 1024.
+  // B is read as 4 scalars per vec4 so any stride works; subgroup8x8v below is the fast path for
+  // contiguous rows of B.
   var accL: array<vec4f, 8>;
   var accR: array<vec4f, 8>;
   for (var k = 0u; k < p.K; k = k + 1u) {
     let bk = k * p.sBk;
     let bL = vec4f(loadB(colL.x + bk), loadB(colL.y + bk), loadB(colL.z + bk), loadB(colL.w + bk));
     let bR = vec4f(loadB(colR.x + bk), loadB(colR.y + bk), loadB(colR.z + bk), loadB(colR.w + bk));
+    let a = A[aRow + k * p.sAk];
+    let av = array<f32, 8>(
+      subgroupBroadcast(a, 0u), subgroupBroadcast(a, 1u), subgroupBroadcast(a, 2u), subgroupBroadcast(a, 3u),
+      subgroupBroadcast(a, 4u), subgroupBroadcast(a, 5u), subgroupBroadcast(a, 6u), subgroupBroadcast(a, 7u),
+    );
+    for (var r = 0u; r < 8u; r = r + 1u) {
+      accL[r] = fma(vec4f(av[r]), bL, accL[r]);
+      accR[r] = fma(vec4f(av[r]), bR, accR[r]);
+    }
+  }
+
+  for (var r = 0u; r < 8u; r = r + 1u) {
+    let row = row0 + r;
+    if (row < p.M) {
+      for (var j = 0u; j < 4u; j = j + 1u) {
+        if (col0 + j < p.N) {
+          store(o.c, row, col0 + j, accL[r][j]);
+        }
+        if (col0 + 32u + j < p.N) {
+          store(o.c, row, col0 + 32u + j, accR[r][j]);
+        }
+      }
+    }
+  }
+}
+
+// The same as subgroup8x8 for a contiguous, 16-byte aligned B: f32 with sBn == 1, N a multiple of
+// 4, and offB, sB0, sB1 and sBk multiples of 4, which matmul.ts checks. B's 4 columns then come in
+// one vec4 load through Bv, a second binding of B's buffer, instead of 4 gathered scalars.
+@group(0) @binding(4) var<storage, read> Bv: array<vec4f>;
+
+@compute @workgroup_size(8, 1, 1)
+fn subgroup8x8v(
+  @builtin(workgroup_id) wid: vec3u,
+  @builtin(local_invocation_id) lid: vec3u,
+  @builtin(subgroup_invocation_id) lane: u32,
+) {
+  let o = bases(wid.z);
+  let row0 = wid.y * 8u;
+  let col0 = wid.x * 64u + lid.x * 4u;
+  let aRow = o.a + min(row0 + lane % 8u, p.M - 1u) * p.sAm;
+  // Out-of-range column groups read the last in-range group and are never stored.
+  let vL = (o.b + min(col0, p.N - 4u)) / 4u;
+  let vR = (o.b + min(col0 + 32u, p.N - 4u)) / 4u;
+  let vk = p.sBk / 4u;
+
+  var accL: array<vec4f, 8>;
+  var accR: array<vec4f, 8>;
+  for (var k = 0u; k < p.K; k = k + 1u) {
+    let bL = Bv[vL + k * vk];
+    let bR = Bv[vR + k * vk];
     let a = A[aRow + k * p.sAk];
     let av = array<f32, 8>(
       subgroupBroadcast(a, 0u), subgroupBroadcast(a, 1u), subgroupBroadcast(a, 2u), subgroupBroadcast(a, 3u),

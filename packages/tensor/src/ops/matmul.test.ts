@@ -202,3 +202,26 @@ describe('matmul with an f16 right operand', () => {
     }
   });
 });
+
+describe('subgroup8x8 with a contiguous aligned B', () => {
+  it('takes the vec4 path and matches the reference', async () => {
+    if (!supportedMatmulVariants().includes('subgroup8x8')) return; // needs subgroups of 8 lanes
+    // N a multiple of 4, B row-major: the vec4 path. Edges in M, N (past the last 64 columns) and K.
+    for (const [M, N, K] of [[33, 68, 37], [8, 4, 1], [70, 132, 65]]) {
+      const a = randomArray(M * K, 51);
+      const b = randomArray(K * N, 52);
+      const out = tidy(() => {
+        const c = empty([M, N]);
+        gemm(
+          fromData(a, [M, K]), { batchOuter: 0, batchInner: 0, row: K, col: 1 },
+          fromData(b, [K, N]), { batchOuter: 0, batchInner: 0, row: N, col: 1 },
+          c, { batchOuter: 0, batchInner: 0, row: N, col: 1 },
+          { M, N, K, batch: 1 }, 1, 0, 'subgroup8x8',
+        );
+        return c;
+      });
+      const { diff } = maxAbsDiff((await out.data()) as Float32Array, matmulReference(a, b, M, N, K));
+      expect(diff, `${M}x${N}x${K}`).toBeLessThan(1e-4);
+    }
+  });
+});

@@ -74,6 +74,26 @@ const VARIANTS: Record<MatmulVariant, VariantInfo> = {
   },
 };
 
+// subgroup8x8's fast path for a contiguous, 16-byte aligned f32 B: B's buffer is bound a second
+// time as an array of vec4 (binding 4), so each k reads 4 columns in one load.
+const SUBGROUP_VEC4: KernelSpec = { source: SUBGROUP_SOURCE, entry: 'subgroup8x8v', bindings: 'rrwr', defines: { B_TYPE: 'f32', ENABLE_F16: '' } };
+
+function contiguousAlignedB(b: Tensor, sb: Strides, N: number): boolean {
+  const aligned = (x: number | undefined) => (x ?? 0) % 4 === 0;
+  return b.dtype === 'f32' && sb.col === 1 && N % 4 === 0 && aligned(sb.offset) && aligned(sb.batchOuter) && aligned(sb.batchInner) && aligned(sb.row);
+}
+
+function gemmParams(shape: GemmShape, sa: Strides, sb: Strides, sc: Strides): number[] {
+  return [
+    shape.M, shape.N, shape.K, shape.innerBatch ?? 1,
+    sa.batchOuter, sa.batchInner, sa.row, sa.col,
+    sb.batchOuter, sb.batchInner, sb.row, sb.col,
+    sc.batchOuter, sc.batchInner, sc.row, sc.col,
+    sa.group ?? 1, sb.group ?? 1, sa.offset ?? 0, sb.offset ?? 0,
+    sc.offset ?? 0,
+  ];
+}
+
 function spec(source: string, entry: string, halfB = false): KernelSpec {
   return {
     source,
@@ -162,16 +182,13 @@ export function gemm(
     gemm(a, sa, b, sb, c, sc, shape, alpha, beta, 'tile4x4');
     return;
   }
+  if (variant === 'subgroup8x8' && contiguousAlignedB(b, sb, N)) {
+    engine().dispatch(SUBGROUP_VEC4, gemmParams(shape, sa, sb, sc), [alpha, beta], [a.buffer, b.buffer, c.buffer, b.buffer], groups);
+    return;
+  }
   engine().dispatch(
     b.dtype === 'f16' ? v.specF16 : v.spec,
-    [
-      M, N, K, shape.innerBatch ?? 1,
-      sa.batchOuter, sa.batchInner, sa.row, sa.col,
-      sb.batchOuter, sb.batchInner, sb.row, sb.col,
-      sc.batchOuter, sc.batchInner, sc.row, sc.col,
-      sa.group ?? 1, sb.group ?? 1, sa.offset ?? 0, sb.offset ?? 0,
-      sc.offset ?? 0,
-    ],
+    gemmParams(shape, sa, sb, sc),
     [alpha, beta],
     [a.buffer, b.buffer, c.buffer],
     groups,
