@@ -12,13 +12,12 @@ import {
   gelu,
   layerNorm,
   ShapeError,
-  untrack,
   type Tensor,
 } from '@tematrainer/tensor';
 import type { ModelConfig } from './config.js';
 import { DenseLinear, type LinearLayer } from './linear.js';
 import type { ForwardOptions } from './llama.js';
-import type { WeightSource } from './weights.js';
+import { loadCheckedWeights, type WeightSource } from './weights.js';
 
 /** GPT-2's configuration: the shared ModelConfig fields plus LayerNorm's epsilon. */
 export interface Gpt2Config extends ModelConfig {
@@ -176,31 +175,13 @@ export class Gpt2Model {
    * (GPT2LMHeadModel.save_pretrained) or not (the original gpt2 repository's files).
    */
   static async load(config: Gpt2Config, source: WeightSource): Promise<Gpt2Model> {
-    const params = new Map<string, Tensor>();
-    try {
-      for (const [name, shape] of expectedGpt2Weights(config)) {
-        const bare = name.replace(/^transformer\./, '');
-        const stored = source.shape(name) ? name : source.shape(bare) ? bare : null;
-        if (!stored) {
-          const near = source.names().filter((n) => n.includes('h.0.') || !n.includes('h.')).slice(0, 12);
-          throw new FormatError(`${source.file}: tensor "${name}" is missing; the file has for example: ${near.join(', ')}`);
-        }
-        const found = source.shape(stored)!;
-        if (found.length !== shape.length || found.some((d, i) => d !== shape[i])) {
-          throw new FormatError(
-            `${source.file}: tensor "${stored}" has shape ${formatShape(found)}, the config expects ${formatShape(shape)} — is this the right config for these weights?`,
-          );
-        }
-        const data = await source.read(stored);
-        params.set(
-          name,
-          isConv1dWeight(name) ? untrack(fromData(transpose2d(data, shape[0], shape[1]), [shape[1], shape[0]])) : untrack(fromData(data, shape)),
-        );
-      }
-    } catch (e) {
-      for (const t of params.values()) t.dispose();
-      throw e;
-    }
+    const params = await loadCheckedWeights(source, expectedGpt2Weights(config), {
+      alias: (name) => name.replace(/^transformer\./, ''),
+      examples: (n) => n.includes('h.0.') || !n.includes('h.'),
+      // Conv1D stores [in, out]; the layers want nn.Linear's [out, in].
+      upload: (name, data, shape) =>
+        isConv1dWeight(name) ? fromData(transpose2d(data, shape[0], shape[1]), [shape[1], shape[0]]) : fromData(data, shape),
+    });
     return new Gpt2Model(config, params);
   }
 

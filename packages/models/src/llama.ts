@@ -6,7 +6,6 @@ import {
   embedding,
   empty,
   formatShape,
-  fromData,
   rmsNorm,
   rope,
   ropeTable,
@@ -18,7 +17,7 @@ import {
 import type { ModelConfig } from './config.js';
 import { DenseLinear, type LinearLayer } from './linear.js';
 import { FormatError } from '@tematrainer/tensor';
-import type { WeightSource } from './weights.js';
+import { loadCheckedWeights, type WeightSource } from './weights.js';
 
 /** Keys and values of every layer for incremental decoding: [batch, maxLength, kvHeads * headDim] each. */
 export class KVCache {
@@ -125,26 +124,9 @@ export class LlamaModel {
 
   /** Load and check every weight the config needs from a checkpoint, uploading each as f32. */
   static async load(config: ModelConfig, source: WeightSource): Promise<LlamaModel> {
-    const params = new Map<string, Tensor>();
-    const expected = expectedWeights(config);
-    try {
-      for (const [name, shape] of expected) {
-        const found = source.shape(name);
-        if (!found) {
-          const near = source.names().filter((n) => n.includes('layers.0.') || !n.includes('layers.')).slice(0, 12);
-          throw new FormatError(`${source.file}: tensor "${name}" is missing; the file has for example: ${near.join(', ')}`);
-        }
-        if (found.length !== shape.length || found.some((d, i) => d !== shape[i])) {
-          throw new FormatError(
-            `${source.file}: tensor "${name}" has shape ${formatShape(found)}, the config expects ${formatShape(shape)} — is this the right config for these weights?`,
-          );
-        }
-        params.set(name, untrack(fromData(await source.read(name), shape)));
-      }
-    } catch (e) {
-      for (const t of params.values()) t.dispose();
-      throw e;
-    }
+    const params = await loadCheckedWeights(source, expectedWeights(config), {
+      examples: (n) => n.includes('layers.0.') || !n.includes('layers.'),
+    });
     return new LlamaModel(config, params);
   }
 

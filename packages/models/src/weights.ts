@@ -6,7 +6,7 @@ import {
   type Llama2cCheckpoint,
   type TensorStore,
 } from '@tematrainer/io';
-import { FormatError } from '@tematrainer/tensor';
+import { formatShape, FormatError, fromData, untrack, type Tensor } from '@tematrainer/tensor';
 
 /** Tensors of a checkpoint under Hugging Face names, read as f32 on request. */
 export interface WeightSource {
@@ -131,4 +131,48 @@ export function llama2cSource(ckpt: Llama2cCheckpoint, file: string): WeightSour
 export async function llama2cFileSource(path: string): Promise<{ source: WeightSource; ckpt: Llama2cCheckpoint }> {
   const ckpt = await readLlama2cCheckpoint(path);
   return { source: llama2cSource(ckpt, path), ckpt };
+}
+
+export interface CheckedLoadOptions {
+  /** Another stored name to try for a tensor the file lacks under its own name. */
+  alias?: (name: string) => string | null;
+  /** Which stored names to list as examples when a tensor is missing. */
+  examples?: (storedName: string) => boolean;
+  /** Upload one tensor (default: f32 in the stored shape). */
+  upload?: (name: string, data: Float32Array, shape: number[]) => Tensor;
+}
+
+/**
+ * Read every tensor of `expected` from `source`, checking that it is there with the expected
+ * shape, and upload it. Errors name the file, the tensor and both shapes; on any error the
+ * tensors uploaded so far are freed.
+ */
+export async function loadCheckedWeights(
+  source: WeightSource,
+  expected: Map<string, number[]>,
+  options: CheckedLoadOptions = {},
+): Promise<Map<string, Tensor>> {
+  const params = new Map<string, Tensor>();
+  const upload = options.upload ?? ((_name, data, shape) => fromData(data, shape));
+  try {
+    for (const [name, shape] of expected) {
+      const alias = options.alias?.(name) ?? null;
+      const stored = source.shape(name) ? name : alias && source.shape(alias) ? alias : null;
+      if (!stored) {
+        const near = source.names().filter(options.examples ?? (() => true)).slice(0, 12);
+        throw new FormatError(`${source.file}: tensor "${name}" is missing; the file has for example: ${near.join(', ')}`);
+      }
+      const found = source.shape(stored)!;
+      if (found.length !== shape.length || found.some((d, i) => d !== shape[i])) {
+        throw new FormatError(
+          `${source.file}: tensor "${stored}" has shape ${formatShape(found)}, the config expects ${formatShape(shape)} — is this the right config for these weights?`,
+        );
+      }
+      params.set(name, untrack(upload(name, await source.read(stored), shape)));
+    }
+  } catch (e) {
+    for (const t of params.values()) t.dispose();
+    throw e;
+  }
+  return params;
 }
