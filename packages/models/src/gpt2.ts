@@ -1,11 +1,9 @@
 import {
-  BYTES_PER_ELEMENT,
   add,
   attention,
   ConfigError,
   copyBlock,
   embedding,
-  empty,
   formatShape,
   FormatError,
   fromData,
@@ -17,6 +15,7 @@ import {
 import type { ModelConfig } from './config.js';
 import { DenseLinear, type LinearLayer } from './linear.js';
 import type { ForwardOptions } from './llama.js';
+import { lastPositions, parameterBytesOf } from './causal-lm.js';
 import { loadCheckedWeights, type WeightSource } from './weights.js';
 
 /** GPT-2's configuration: the shared ModelConfig fields plus LayerNorm's epsilon. */
@@ -246,22 +245,14 @@ export class Gpt2Model {
     }
     if (cache) cache.length = start + seq;
 
-    if (options.lastOnly && seq > 1) {
-      const last = empty([batch, 1, C]);
-      for (let b = 0; b < batch; b++) {
-        copyBlock(x, last, { rows: 1, cols: C, srcOffset: (b * seq + seq - 1) * C, srcStride: 0, dstOffset: b * C, dstStride: 0 });
-      }
-      x = last;
-    }
+    if (options.lastOnly && seq > 1) x = lastPositions(x, batch, seq, C); // [B, 1, C]
     const normed = layerNorm(x, p('transformer.ln_f.weight'), p('transformer.ln_f.bias'), eps);
     return this.linear('lm_head', normed); // [B, T, vocab]
   }
 
   /** Bytes of the base weights on the GPU. */
   get parameterBytes(): number {
-    let n = 0;
-    for (const t of this.params.values()) n += t.size * BYTES_PER_ELEMENT[t.dtype];
-    return n;
+    return parameterBytesOf(this.params);
   }
 
   dispose(): void {

@@ -1,5 +1,4 @@
 import {
-  BYTES_PER_ELEMENT,
   add,
   attention,
   copyBlock,
@@ -17,6 +16,7 @@ import {
 import type { ModelConfig } from './config.js';
 import { DenseLinear, type LinearLayer } from './linear.js';
 import { FormatError } from '@tematrainer/tensor';
+import { lastPositions, parameterBytesOf } from './causal-lm.js';
 import { loadCheckedWeights, type WeightSource } from './weights.js';
 
 /** Keys and values of every layer for incremental decoding: [batch, maxLength, kvHeads * headDim] each. */
@@ -188,29 +188,14 @@ export class LlamaModel {
     }
     if (cache) cache.length = start + seq;
 
-    if (options.lastOnly && seq > 1) {
-      const last = empty([batch, 1, c.hiddenSize]);
-      for (let b = 0; b < batch; b++) {
-        copyBlock(x, last, {
-          rows: 1,
-          cols: c.hiddenSize,
-          srcOffset: (b * seq + seq - 1) * c.hiddenSize,
-          srcStride: 0,
-          dstOffset: b * c.hiddenSize,
-          dstStride: 0,
-        });
-      }
-      x = last;
-    }
+    if (options.lastOnly && seq > 1) x = lastPositions(x, batch, seq, c.hiddenSize); // [B, 1, hidden]
     const normed = rmsNorm(x, this.params.get('model.norm.weight')!, c.rmsNormEps);
     return this.linear('lm_head', normed); // [B, T, vocab]
   }
 
   /** Bytes of the base weights on the GPU. */
   get parameterBytes(): number {
-    let n = 0;
-    for (const t of this.params.values()) n += t.size * BYTES_PER_ELEMENT[t.dtype];
-    return n;
+    return parameterBytesOf(this.params);
   }
 
   dispose(): void {
