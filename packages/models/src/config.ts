@@ -110,10 +110,17 @@ export function parseHfConfig(json: Json, file = 'config.json'): ModelConfig {
   };
 }
 
-/** The config.json that transformers would write for this config (used when saving merged models). */
+const HF_CLASSES: Record<Architecture, string> = {
+  llama: 'LlamaForCausalLM',
+  qwen2: 'Qwen2ForCausalLM',
+  mistral: 'MistralForCausalLM',
+  gpt2: 'GPT2LMHeadModel',
+};
+
+/** Build the config.json that transformers would write for this config (used when saving merged models). */
 export function toHfConfig(config: ModelConfig): Json {
   const out: Json = {
-    architectures: [config.architecture === 'qwen2' ? 'Qwen2ForCausalLM' : config.architecture === 'mistral' ? 'MistralForCausalLM' : 'LlamaForCausalLM'],
+    architectures: [HF_CLASSES[config.architecture]],
     model_type: config.architecture,
     hidden_size: config.hiddenSize,
     intermediate_size: config.intermediateSize,

@@ -136,7 +136,7 @@ export async function llama2cFileSource(path: string): Promise<{ source: WeightS
 export interface CheckedLoadOptions {
   /** Another stored name to try for a tensor the file lacks under its own name. */
   alias?: (name: string) => string | null;
-  /** Which stored names to list as examples when a tensor is missing. */
+  /** Filter for the stored names listed as examples when a tensor is missing. */
   examples?: (storedName: string) => boolean;
   /** Upload one tensor (default: f32 in the stored shape). */
   upload?: (name: string, data: Float32Array, shape: number[]) => Tensor;

@@ -21,12 +21,12 @@ import { ProgressBar } from './progress.js';
 import { saveCheckpoint } from './checkpoint.js';
 import { learningRate, warmupStepsOf } from './schedule.js';
 
-/** Where training batches come from: ChunkSampler and Batcher both fit. */
+/** A source of training batches; ChunkSampler and Batcher both fit. */
 export interface BatchSource {
   next(): Batch;
   readonly state: SamplerState;
   restore(state: SamplerState): void;
-  /** Batches per epoch, when the source knows it (needed for num_train_epochs). */
+  /** Batches per epoch, where the source can count them (needed for num_train_epochs). */
   readonly batchesPerEpoch?: number;
 }
 
@@ -70,7 +70,7 @@ export interface TrainerOptions {
   writeMetrics?: boolean;
 }
 
-/** What one micro-batch's loss consists of; every tensor is a one-element tensor. */
+/** The parts of one micro-batch's loss, each a one-element tensor. */
 export interface LossParts {
   loss: Tensor;
   ce: Tensor;
@@ -188,7 +188,7 @@ export class SftTrainer {
     return { lr, clip };
   }
 
-  /** One optimizer step over gradientAccumulationSteps micro-batches. */
+  /** Run one optimizer step over gradientAccumulationSteps micro-batches. */
   trainStep(): void {
     const started = performance.now();
     const batches = Array.from({ length: this.args.gradientAccumulationSteps }, () => this.train.next());
@@ -217,8 +217,8 @@ export class SftTrainer {
       seconds += s.seconds;
       for (const t of [...s.ce, ...s.kl, s.clip]) t.dispose();
     }
-    // Step times above are CPU encoding times; the read-back waited for the GPU, so measure the
-    // throughput over the wall time of the logged window instead.
+    // The step times above are CPU encoding times. The read-back waited for the GPU, so the
+    // throughput is measured over the wall time of the logged window instead.
     const wall = (performance.now() - this.windowStart) / 1000;
     this.windowStart = performance.now();
     const n = steps.length;
@@ -308,7 +308,7 @@ export class SftTrainer {
     return saveCheckpoint(this, dir ?? join(this.args.outputDir, `checkpoint-${this.globalStep}`));
   }
 
-  /** The trainer's own state beyond the optimizer (TemaTrainer adds its EMA). */
+  /** Return the trainer's own state beyond the optimizer (TemaTrainer adds its EMA). */
   async extraState(): Promise<Record<string, unknown>> {
     return {};
   }

@@ -250,7 +250,7 @@ export function init(): Promise<Engine> {
   return starting;
 }
 
-/** The engine opened by `init()`. */
+/** Return the engine opened by `init()`. */
 export function engine(): Engine {
   if (!current) throw new TemaError('the WebGPU engine is not started: call `await init()` first');
   return current;

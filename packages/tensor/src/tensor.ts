@@ -91,7 +91,7 @@ export class Tensor {
     return `${this.name ? `"${this.name}" ` : ''}${this.dtype}${formatShape(this.shape)}`;
   }
 
-  /** A tensor of another shape over the same buffer (no copy). Gradients flow through it. */
+  /** Return a view of another shape over the same buffer (no copy); gradients flow through it. */
   reshape(shape: readonly number[]): Tensor {
     const resolved = resolveShape(shape, this.size);
     if (numel(resolved) !== this.size) {
@@ -104,7 +104,7 @@ export class Tensor {
     return view;
   }
 
-  /** A second handle to the same buffer with its own lifetime; autograd uses it to keep saved inputs. */
+  /** Return a second handle to the same buffer with its own lifetime, which autograd uses to keep saved inputs. */
   retain(): Tensor {
     this.buffer;
     this.storage.refs++;
@@ -172,12 +172,12 @@ function toTyped(values: ArrayLike<number>, dtype: DType): ArrayBufferView {
   }
 }
 
-/** A tensor with uninitialised contents. */
+/** Allocate a tensor with uninitialised contents. */
 export function empty(shape: readonly number[], dtype: DType = 'f32'): Tensor {
   return Tensor.allocate(shape, dtype);
 }
 
-/** A tensor holding `values` (row-major). f16 values are given as raw half-precision bits. */
+/** Create a tensor from `values` (row-major). f16 values are given as raw half-precision bits. */
 export function fromData(values: ArrayLike<number>, shape: readonly number[], dtype: DType = 'f32'): Tensor {
   if (values.length !== numel(shape)) {
     throw new ShapeError(`fromData: ${values.length} values do not fill shape ${formatShape(shape)}`);
@@ -253,7 +253,7 @@ export function tidy<T>(fn: () => T): T {
   return result;
 }
 
-/** The async form of `tidy`, for a scope that awaits values while it runs (keep such scopes unnested in time). */
+/** Run an async `fn` as `tidy` runs a sync one. Scopes of this kind must not overlap in time. */
 export async function tidyAsync<T>(fn: () => Promise<T>): Promise<T> {
   const scope: Scope = { tensors: [], nodes: [] };
   scopes.push(scope);

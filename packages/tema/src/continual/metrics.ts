@@ -72,7 +72,7 @@ function fmt(v: number, digits = 2): string {
   return Number.isFinite(v) ? v.toFixed(digits) : String(v);
 }
 
-/** A change with its sign always written: +4.20, -0.38. */
+/** Format a change with its sign always written: +4.20, -0.38. */
 export function signed(v: number, digits = 2): string {
   return v >= 0 ? `+${fmt(v, digits)}` : fmt(v, digits);
 }
@@ -127,7 +127,7 @@ export function summaryTable(summaries: Summary[]): string {
   return table(header, rows);
 }
 
-/** How much less the second method forgets than the first, as a fraction of the first's forgetting. */
+/** Compute how much less forgetting `other` has than `baseline`, as a fraction of the baseline's. */
 export function forgettingReduction(baseline: Summary, other: Summary): number {
   return baseline.forgetting > 0 ? (baseline.forgetting - other.forgetting) / baseline.forgetting : 0;
 }

@@ -25,7 +25,7 @@ export function dropout(x: Tensor, p: number, seed: number, offset: number): Ten
   return y;
 }
 
-/** The PCG integer hash of the kernel, for the reference and tests. */
+/** Compute the kernel's PCG integer hash, for the reference and tests. */
 export function pcgHash(v: number): number {
   const state = (Math.imul(v >>> 0, 747796405) + 2891336453) >>> 0;
   const word = Math.imul(((state >>> ((state >>> 28) + 4)) ^ state) >>> 0, 277803737) >>> 0;

@@ -75,7 +75,7 @@ export function reduceTo(g: Tensor, shape: readonly number[]): Tensor {
   return out;
 }
 
-/** The output shape of a binary op whose smaller input is a suffix of the larger one. */
+/** Return the output shape of a binary op whose smaller input is a suffix of the larger one. */
 function broadcastShape(op: string, a: Tensor, b: Tensor): readonly number[] {
   const [big, small] = a.size >= b.size ? [a, b] : [b, a];
   const k = small.shape.length;
@@ -94,10 +94,12 @@ function broadcastShape(op: string, a: Tensor, b: Tensor): readonly number[] {
 export function add(a: Tensor, b: Tensor, alpha = 1): Tensor {
   const shape = broadcastShape('add', a, b);
   const out = map('add', [a, b], shape, alpha);
-  recordOp('add', out, [a, b], [], (g) => [
-    a.requiresGrad ? reduceTo(g, a.shape) : null,
-    b.requiresGrad ? (alpha === 1 ? reduceTo(g, b.shape) : reduceTo(scale(g, alpha), b.shape)) : null,
-  ]);
+  recordOp('add', out, [a, b], [], (g) => {
+    const ga = a.requiresGrad ? reduceTo(g, a.shape) : null;
+    let gb: Tensor | null = null;
+    if (b.requiresGrad) gb = reduceTo(alpha === 1 ? g : map('scale', [g], g.shape, alpha), b.shape);
+    return [ga, gb];
+  });
   return out;
 }
 

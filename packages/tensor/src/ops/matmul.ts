@@ -114,7 +114,7 @@ export function matmulVariantSupported(variant: MatmulVariant): boolean {
   return info.features.has('subgroups') && minSize >= 8;
 }
 
-/** The variants this device can run. */
+/** List the variants this device can run. */
 export function supportedMatmulVariants(): MatmulVariant[] {
   return MATMUL_VARIANTS.filter(matmulVariantSupported);
 }
@@ -135,7 +135,7 @@ export function setMatmulChoice(choice: Partial<Record<MatmulShapeClass, MatmulV
   tuned = { ...choice };
 }
 
-/** The per-class choice set by `setMatmulChoice` (empty before tuning). */
+/** Return the per-class choice set by `setMatmulChoice` (empty before tuning). */
 export function matmulChoice(): Partial<Record<MatmulShapeClass, MatmulVariant>> {
   return { ...tuned };
 }
